@@ -1,0 +1,124 @@
+"""The one translation point from exceptions to HTTP responses.
+
+Every error body has the same shape::
+
+    {"error": {"code": "<stable code>", "message": "<for humans>", "details": {...}}}
+
+`AppError` subclasses carry their status and code. Request validation (bodies, query and path
+parameters that do not parse) answers 422 with code `request_invalid` and the offending fields in
+`details.errors`. Starlette's own HTTP errors (404 for an unknown path, 405, 413 for an oversized
+body) keep their status with a code derived from it. Anything else is a bug: 500 with code
+`internal_error` and nothing of the exception in the body (it is logged instead). A database
+that cannot be reached answers 503 with code `database_unavailable` and `Retry-After`, never 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import AppError
+
+log = structlog.get_logger("strata.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details or {}))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        item = {
+            "loc": list(error.get("loc", ())),
+            "msg": error.get("msg"),
+            "type": error.get("type"),
+        }
+        out.append(item)
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            422,
+            "request_invalid",
+            "the request does not match the schema",
+            {"errors": _jsonable_errors(exc.errors())},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(
+            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
+        )
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable", path=request.url.path, error_class=type(exc).__name__)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database cannot be reached; retry later",
+            headers={"Retry-After": "1"},
+        )
+
+    for exc_class in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError):
+        app.add_exception_handler(exc_class, _database_unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database_unavailable(request, exc)
+        log.exception("database_error", path=request.url.path)
+        return error_response(500, "internal_error", "internal server error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path, error_class=type(exc).__name__)
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,283 @@
+"""`/v1/runs`: create, read, list, cancel, wait, and the event log (paged and SSE)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from app.api.deps import Accepting, CurrentPrincipal, Db, ReadDb, State
+from app.api.errors import ErrorResponse
+from app.errors import BadRequest
+from app.models import Run, RunStatus
+from app.runs import repository, service
+from app.runs.schemas import (
+    CancelRunRequest,
+    CreateRunRequest,
+    RunEventPage,
+    RunPage,
+    RunRead,
+)
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
+    404: {"model": ErrorResponse, "description": "No such run for this tenant."},
+}
+
+
+def run_read(run: Run) -> RunRead:
+    terminal = run.status.is_terminal
+    return RunRead(
+        id=run.id,
+        status=run.status,
+        purpose=run.purpose,
+        attempt=run.attempt,
+        max_attempts=run.max_attempts,
+        session_id=run.session_id,
+        idempotency_key=run.idempotency_key,
+        metadata=run.metadata_,
+        created_at=run.created_at,
+        queued_at=run.queued_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        updated_at=run.updated_at,
+        cancel_requested_at=run.cancel_requested_at,
+        cancel_reason=run.cancel_reason,
+        output=run.output if terminal else None,
+        deferred_tool_call=run.deferred_tool_call if terminal else None,
+        session_snapshot=run.session_snapshot if terminal else None,
+        usage=run.usage if terminal else None,
+        error=run.error,
+        error_type=run.error_type,
+        reason=run.reason,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Accepting],
+    summary="Create a run",
+    description=(
+        "Validates the request (layer types, deps, configs, snapshot against the composition, "
+        "`on_exit` names, purpose rules) and queues the run. 202 with the run when it was "
+        "queued; 200 with the existing run when the same `Idempotency-Key` was used for the "
+        "same request before."
+    ),
+    responses={
+        **_ERRORS,
+        200: {"model": RunRead, "description": "Replay of an earlier request with this key."},
+        409: {"model": ErrorResponse, "description": "`idempotency_key_reused`."},
+        422: {"model": ErrorResponse, "description": "The request cannot run; `code` says why."},
+        429: {"model": ErrorResponse, "description": "`queue_full`: too many queued runs."},
+        503: {"model": ErrorResponse, "description": "Shutting down or database unavailable."},
+    },
+)
+async def create_run(
+    body: CreateRunRequest,
+    db: Db,
+    principal: CurrentPrincipal,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255),
+    ] = None,
+) -> RunRead:
+    run, created = await service.create_run(
+        db,
+        principal=principal,
+        request=body,
+        idempotency_key=idempotency_key,
+        registry=state.registry,
+        settings=state.settings,
+        notifier=state.notifier,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return run_read(run)
+
+
+def _encode_cursor(run_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(run_id.bytes).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise BadRequest("cursor is not one this API returned", code="invalid_cursor") from None
+
+
+@router.get(
+    "",
+    summary="List runs",
+    description="The tenant's runs, newest first, optionally filtered by status.",
+    responses={401: _ERRORS[401], 400: {"model": ErrorResponse}},
+)
+async def list_runs(
+    db: ReadDb,
+    principal: CurrentPrincipal,
+    status_filter: Annotated[
+        list[RunStatus] | None, Query(alias="status", description="Repeat for several.")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RunPage:
+    runs = await repository.list_runs(
+        db,
+        principal.tenant_id,
+        statuses=status_filter or [],
+        before=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    page = runs[:limit]
+    next_cursor = _encode_cursor(page[-1].id) if len(runs) > limit else None
+    return RunPage(items=[run_read(run) for run in page], next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", summary="Get a run", responses=_ERRORS)
+async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> RunRead:
+    return run_read(await service.get_run(db, principal, run_id))
+
+
+@router.post(
+    "/{run_id}/cancel",
+    summary="Cancel a run",
+    description=(
+        "A queued run is cancelled at once; a running one becomes `cancelling` until its worker "
+        "has stopped the agent and exited every layer, then `cancelled`. Idempotent."
+    ),
+    responses={
+        **_ERRORS,
+        409: {"model": ErrorResponse, "description": "`run_already_finished`."},
+    },
+)
+async def cancel_run(
+    run_id: uuid.UUID,
+    db: Db,
+    principal: CurrentPrincipal,
+    state: State,
+    body: CancelRunRequest | None = None,
+) -> RunRead:
+    run = await service.cancel_run(
+        db,
+        principal=principal,
+        run_id=run_id,
+        reason=body.reason if body else None,
+        notifier=state.notifier,
+    )
+    return run_read(run)
+
+
+@router.get(
+    "/{run_id}/wait",
+    summary="Wait for a run to end",
+    description=(
+        "Returns as soon as the run is terminal, or its current state when `timeout_seconds` "
+        "(capped by the server's `STRATA_WAIT_MAX_SECONDS`) passes first."
+    ),
+    responses=_ERRORS,
+)
+async def wait_run(
+    run_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    state: State,
+    timeout_seconds: Annotated[float, Query(ge=0)] = 30.0,
+) -> RunRead:
+    timeout = min(timeout_seconds, state.settings.wait_max_seconds)
+    run = await service.wait_for_run(
+        state.read_session_factory,
+        state.notifier,
+        principal=principal,
+        run_id=run_id,
+        timeout=timeout,
+    )
+    return run_read(run)
+
+
+@router.get(
+    "/{run_id}/events",
+    summary="Page through a run's events",
+    description=(
+        "Events with `seq > after`, oldest first, at most `limit`. The log ends with exactly "
+        "one terminal event; nothing is appended after it."
+    ),
+    responses=_ERRORS,
+)
+async def list_events(
+    run_id: uuid.UUID,
+    db: ReadDb,
+    principal: CurrentPrincipal,
+    after: Annotated[int, Query(ge=0, description="Exclusive cursor (a seq).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> RunEventPage:
+    events = await service.list_events(db, principal, run_id, after=after, limit=limit)
+    items = [service.event_read(event) for event in events]
+    return RunEventPage(
+        items=items,
+        next_cursor=items[-1].seq if items else after,
+        terminal=bool(items) and items[-1].type in service.TERMINAL_EVENT_TYPES,
+    )
+
+
+async def _existing_run(run_id: uuid.UUID, principal: CurrentPrincipal, state: State) -> uuid.UUID:
+    async with state.read_session_factory() as session:
+        await service.get_run(session, principal, run_id)
+    return run_id
+
+
+@router.get(
+    "/{run_id}/events/stream",
+    response_class=EventSourceResponse,
+    summary="Stream a run's events (SSE)",
+    description=(
+        "Server-sent events: `id: <seq>`, `event: <type>`, `data: <event JSON>`. Starts after "
+        "`after` (query) or else `Last-Event-ID` (header), replays stored events, then follows "
+        "live ones, with keep-alive comments while idle. The stream closes right after the "
+        "terminal event; reconnect with `Last-Event-ID` to resume without gaps or repeats."
+    ),
+    responses=_ERRORS,
+)
+async def stream_events(
+    run_id: Annotated[uuid.UUID, Depends(_existing_run)],
+    state: State,
+    after: Annotated[
+        int | None, Query(ge=0, description="Exclusive cursor; wins over the header.")
+    ] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    start = after if after is not None else _parse_last_event_id(last_event_id)
+    async for event in service.follow_events(
+        state.read_session_factory,
+        state.notifier,
+        run_id,
+        after=start,
+        keepalive_seconds=state.settings.sse_keepalive_seconds,
+    ):
+        if event is None:
+            yield ServerSentEvent(comment="keep-alive")
+        else:
+            yield ServerSentEvent(
+                raw_data=event.model_dump_json(), event=event.type, id=str(event.seq)
+            )
+
+
+def _parse_last_event_id(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 0
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise BadRequest(
+            "Last-Event-ID must be an event seq", code="invalid_last_event_id"
+        ) from None
+    if parsed < 0:
+        raise BadRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
+    return parsed

@@ -1,0 +1,182 @@
+"""The `strata` command line (also `python -m app`).
+
+strata serve [--no-worker]   HTTP API, with an in-process worker unless --no-worker
+strata worker                a worker process only
+strata migrate               upgrade the database schema to head
+strata keys create|list|revoke
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from app.config import Settings, get_settings
+
+cli = typer.Typer(
+    name="strata",
+    help="Strata agent-backend service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_cli = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+T = TypeVar("T")
+
+
+def _run_db(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    """Run `work(session)` in one committed unit of work against the configured database."""
+    from app.db import create_engine, create_session_factory, unit_of_work
+
+    async def _main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_main())
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Migrate (when enabled) and, on an empty database, create the default tenant's key."""
+    from app.keys import bootstrap_default_tenant
+    from app.logging import configure_logging
+    from app.migrate import upgrade_to_head
+
+    configure_logging(settings)
+    if settings.auto_migrate:
+        upgrade_to_head(settings.database_url)
+    if settings.bootstrap_default_tenant:
+        issued = _run_db(settings, bootstrap_default_tenant)
+        if issued is not None:
+            typer.echo(
+                "\n"
+                f"Created tenant '{issued.tenant_name}' with an admin API key (shown only once):\n"
+                f"\n    {issued.key}\n\n"
+                "Use it as:  Authorization: Bearer <key>\n",
+                err=False,
+            )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [STRATA_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [STRATA_PORT].")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a worker in this process.")
+    ] = True,
+) -> None:
+    """Start the HTTP API; with the default --worker, runs execute in this process too."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = get_settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    _prepare_database(settings)
+    uvicorn.run(
+        create_app(settings, run_worker=worker),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+
+
+@cli.command("worker")
+def worker_command() -> None:
+    """Run a worker only: claims queued runs and executes them (stops cleanly on SIGTERM)."""
+    from app.runs.worker_process import run_worker_process
+
+    settings = get_settings()
+    _prepare_database(settings)
+    asyncio.run(run_worker_process(settings))
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+    from app.migrate import upgrade_to_head
+
+    settings = get_settings()
+    upgrade_to_head(settings.database_url)
+    typer.echo("database schema is at head")
+
+
+@keys_cli.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name; created when it does not exist.")],
+    role: Annotated[str, typer.Option(help="admin or member.")] = "admin",
+    label: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from app.keys import issue_key
+    from app.models import ApiKeyRole
+
+    settings = get_settings()
+    try:
+        key_role = ApiKeyRole(role)
+    except ValueError:
+        raise typer.BadParameter("role must be admin or member", param_hint="--role") from None
+
+    issued = _run_db(
+        settings, lambda session: issue_key(session, tenant, role=key_role, label=label)
+    )
+    typer.echo(issued.key)
+    typer.echo(f"tenant={issued.tenant_name} key_id={issued.key_id} role={key_role}", err=True)
+
+
+@keys_cli.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+) -> None:
+    """List keys (prefix, tenant, role, state); never the keys themselves."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.models import ApiKey, Tenant
+
+    async def _list(session: AsyncSession) -> list[str]:
+        query = select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id)
+        if tenant is not None:
+            query = query.where(Tenant.name == tenant)
+        rows = (await session.execute(query.order_by(ApiKey.created_at))).all()
+        return [
+            f"{key.id}  {key.prefix}…  tenant={name}  role={key.role}  "
+            f"{'revoked' if key.revoked_at else 'active'}"
+            for key, name in rows
+        ]
+
+    for line in _run_db(get_settings(), _list):
+        typer.echo(line)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke a key: it stops authenticating at once."""
+    from app.keys import revoke_key
+
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        raise typer.BadParameter("not a key id", param_hint="KEY_ID") from None
+    if not _run_db(get_settings(), lambda session: revoke_key(session, parsed)):
+        typer.echo("no active key with that id", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("revoked")
+
+
+def main() -> None:
+    cli()

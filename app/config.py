@@ -1,0 +1,143 @@
+"""Settings: the one place that reads the environment.
+
+Every setting comes from a `STRATA_*` environment variable (or a `.env` file in the working
+directory). Nothing else in the code base reads `os.environ`. Secrets are `SecretStr` so they never
+show up in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./strata.db"
+
+
+class ModelProviderKind(StrEnum):
+    """Which client a named model provider uses."""
+
+    OPENAI = "openai"  # any OpenAI-compatible chat completions endpoint
+    TEST = "test"  # the deterministic in-process model (`llm.test`)
+
+
+class ModelProviderSettings(BaseModel):
+    """A model provider configured on the server; requests only name it.
+
+    The key lives here (server configuration) and never in a request, a row or an event.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ModelProviderKind = ModelProviderKind.OPENAI
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Strata's configuration. Field names map to `STRATA_<NAME>` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STRATA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- service -------------------------------------------------------------------------
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port of the HTTP server.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="json: one JSON object per line; console: for humans."
+    )
+    auto_migrate: bool = Field(
+        default=True,
+        description="Upgrade the schema to head when `strata serve`/`strata worker` starts.",
+    )
+    bootstrap_default_tenant: bool = Field(
+        default=True,
+        description=(
+            "On the first start of an empty database, create the `default` tenant and print "
+            "one admin API key for it."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Request bodies above this size get 413."
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # --- worker --------------------------------------------------------------------------
+    worker_concurrency: int = Field(
+        default=8, ge=1, description="Runs one worker executes at the same time."
+    )
+    worker_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Fallback poll interval; workers are normally woken by notifications.",
+    )
+    lease_seconds: float = Field(
+        default=20.0, gt=0, description="A run whose lease is older than this is a lost run."
+    )
+    heartbeat_seconds: float = Field(default=5.0, gt=0, description="Lease renewal interval.")
+    sweep_seconds: float = Field(default=5.0, gt=0, description="Lost-run sweeper interval.")
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="How long in-flight runs may finish on shutdown."
+    )
+
+    # --- runs ----------------------------------------------------------------------------
+    run_max_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Cap (and default) for a run's wall-clock timeout."
+    )
+    run_max_model_requests: int = Field(
+        default=500, ge=1, description="Cap (and default) for a run's model-request budget."
+    )
+    wait_max_seconds: float = Field(
+        default=60.0, gt=0, description="Cap for `/wait?timeout_seconds=`."
+    )
+    sse_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="Idle event streams send a keep-alive comment this often."
+    )
+    max_queued_runs_per_tenant: int = Field(
+        default=10_000, ge=1, description="More queued runs than this answer 429."
+    )
+    event_text_flush_seconds: float = Field(
+        default=0.1, ge=0, description="Streamed text deltas are coalesced for this long."
+    )
+    event_text_flush_chars: int = Field(
+        default=4096, ge=1, description="…or until this many characters are buffered."
+    )
+
+    # --- model providers -----------------------------------------------------------------
+    model_providers: Annotated[dict[str, ModelProviderSettings], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object: provider name → {kind, base_url, api_key}. A provider named `test` "
+            "always exists and runs the deterministic `llm.test` model."
+        ),
+    )
+
+    @field_validator("model_providers", mode="before")
+    @classmethod
+    def _parse_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (a fresh object each call; callers keep it)."""
+    return Settings()

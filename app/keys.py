@@ -1,0 +1,133 @@
+"""Tenants and API keys.
+
+A key is shown once, when it is created; the database keeps only its SHA-256 hash and a short
+prefix for display. Keys are long random tokens, so a plain (unsalted) hash is enough to make a
+leaked table useless, and it lets authentication find the key with one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import ApiKey, ApiKeyRole, Tenant
+
+KEY_PREFIX = "sk-strata-"
+_PREFIX_LEN = len(KEY_PREFIX) + 6
+DEFAULT_TENANT = "default"
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant every query is scoped to, and the key's role."""
+
+    tenant_id: uuid.UUID
+    tenant_name: str
+    api_key_id: uuid.UUID
+    role: ApiKeyRole
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    tenant_id: uuid.UUID
+    tenant_name: str
+    key_id: uuid.UUID
+    key: str  # the plaintext: show it once, never store or log it
+    prefix: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def get_or_create_tenant(session: AsyncSession, name: str) -> Tenant:
+    tenant = await session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        tenant = Tenant(name=name)
+        session.add(tenant)
+        await session.flush()
+    return tenant
+
+
+async def issue_key(
+    session: AsyncSession,
+    tenant_name: str,
+    *,
+    role: ApiKeyRole = ApiKeyRole.ADMIN,
+    label: str | None = None,
+) -> IssuedKey:
+    """Create the tenant when it does not exist, then a new key for it."""
+    tenant = await get_or_create_tenant(session, tenant_name)
+    key = _new_key()
+    row = ApiKey(
+        tenant_id=tenant.id,
+        name=label,
+        key_hash=hash_key(key),
+        prefix=key[:_PREFIX_LEN],
+        role=role,
+    )
+    session.add(row)
+    await session.flush()
+    return IssuedKey(
+        tenant_id=tenant.id, tenant_name=tenant.name, key_id=row.id, key=key, prefix=row.prefix
+    )
+
+
+async def bootstrap_default_tenant(session: AsyncSession) -> IssuedKey | None:
+    """On an empty database, create the `default` tenant with one admin key; else do nothing."""
+    if await session.scalar(select(func.count()).select_from(Tenant)):
+        return None
+    return await issue_key(session, DEFAULT_TENANT, label="bootstrap")
+
+
+async def authenticate(session: AsyncSession, key: str) -> tuple[Principal, bool] | None:
+    """Resolve a presented key; None when it is unknown or revoked.
+
+    Read-only. The boolean says whether `last_used_at` is stale (older than a minute) and worth
+    refreshing with `touch_key` in a write transaction.
+    """
+    row = await session.execute(
+        select(ApiKey, Tenant.name)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    )
+    found = row.first()
+    if found is None:
+        return None
+    api_key, tenant_name = found
+    now = datetime.now(UTC)
+    stale = api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION
+    principal = Principal(
+        tenant_id=api_key.tenant_id,
+        tenant_name=tenant_name,
+        api_key_id=api_key.id,
+        role=ApiKeyRole(api_key.role),
+    )
+    return principal, stale
+
+
+async def touch_key(session: AsyncSession, key_id: uuid.UUID) -> None:
+    """Record that a key was used now."""
+    await session.execute(
+        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=datetime.now(UTC))
+    )
+
+
+async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,1 @@
+"""Runs: request schemas, validation, the durable queue, the worker and the runner."""

@@ -1,0 +1,350 @@
+"""The runner: executes one attempt of a run through the compositor and pydantic-ai.
+
+Steps: rebuild the compositor from the stored composition with this server's registry; enter it
+with the stored configs and snapshot; apply `on_exit` (a cleanup run exits everything with
+DELETE); for an agent run, run a pydantic-ai agent with the aggregated prompts as run
+instructions (never saved into history), the user prompt fragments, the layers' tools, the
+output layer's type and the history layer's messages; store the new history into the history
+layer's runtime state; exit every layer; report one `RunOutcome`.
+
+Snapshot rule: `succeeded`/`paused` always carry the new snapshot. `failed`/`cancelled` carry it
+only when every layer entered and exited cleanly; otherwise the caller keeps its previous one.
+Failures inside the agent (model, tools, limits, cancellation) are caught inside the compositor
+block, so the layers still exit normally and the snapshot stays valid; an error escaping the
+block came from a layer's own hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import AsyncIterable
+from typing import Any
+
+import structlog
+from pydantic_ai import (
+    Agent,
+    DeferredToolRequests,
+    DeferredToolResults,
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    PartDeltaEvent,
+    PartStartEvent,
+    RunContext,
+    TextPart,
+    TextPartDelta,
+    UsageLimitExceeded,
+    UsageLimits,
+)
+from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
+from pydantic_ai.messages import ModelMessage, ModelRequest
+
+from app.compositor import CompositorError, CompositorRun
+from app.config import Settings
+from app.errors import ValidationFailed
+from app.layers import LayerRegistry
+from app.layers.ask_human import AskHumanLayer
+from app.layers.base import HistoryLayer, ModelLayer, OutputLayer
+from app.layers.llm import UnknownModelProvider
+from app.models import RunPurpose, RunStatus
+from app.runs.manager import CancelSignal, EventSink, RunJob
+from app.runs.outcome import ErrorType, RunOutcome
+from app.runs.schemas import ExitIntentName, OnExit, RunComposition
+from app.runs.validation import build_compositor
+
+log = structlog.get_logger("strata.runner")
+
+_MAX_EVENT_TEXT = 4000
+
+
+class _Stopped(Exception):
+    """The agent was stopped (cancel, shutdown, lost lease) or ran out of time."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+class AgentRunner:
+    """Executes run attempts; one instance per worker."""
+
+    def __init__(self, registry: LayerRegistry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+
+    async def execute(self, job: RunJob, sink: EventSink, cancel: CancelSignal) -> RunOutcome:
+        inputs = job.inputs
+        try:
+            composition = RunComposition.model_validate(job.composition)
+            compositor = build_compositor(composition, self.registry)
+            run = compositor.create_run(inputs.get("configs") or {}, job.session_snapshot_in)
+        except (ValidationFailed, CompositorError) as error:
+            return RunOutcome(
+                status=RunStatus.FAILED,
+                error=f"the stored request cannot run on this server: {error}",
+                error_type=ErrorType.INVALID_RUN,
+                reason=getattr(error, "code", "invalid_run"),
+            )
+        on_exit = OnExit.model_validate(inputs.get("on_exit") or {})
+        body: RunOutcome | None = None
+        try:
+            async with run:
+                _apply_on_exit(run, on_exit, cleanup=job.purpose is RunPurpose.CLEANUP)
+                if job.purpose is RunPurpose.CLEANUP:
+                    body = RunOutcome(status=RunStatus.SUCCEEDED, output=None)
+                else:
+                    body = await self._agent_turn(run, job, sink, cancel)
+        except Exception as error:  # a layer hook or resource context failed
+            layer = getattr(error, "layer", None)
+            log.warning("layer_failed", run_id=str(job.run_id), layer=layer, error=str(error))
+            return RunOutcome(
+                status=RunStatus.FAILED,
+                usage=body.usage if body else None,
+                error=_describe(error),
+                error_type=ErrorType.LAYER_ERROR,
+                reason="layer_failed",
+            )
+        snapshot = run.session_snapshot
+        body.session_snapshot = snapshot.model_dump(mode="json") if snapshot is not None else None
+        return body
+
+    async def _agent_turn(
+        self, run: CompositorRun, job: RunJob, sink: EventSink, cancel: CancelSignal
+    ) -> RunOutcome:
+        inputs = job.inputs
+        layers = run.layers
+        model_layer = next(layer for layer in layers.values() if isinstance(layer, ModelLayer))
+        history = next(
+            (layer for layer in layers.values() if isinstance(layer, HistoryLayer)), None
+        )
+        output = next((layer for layer in layers.values() if isinstance(layer, OutputLayer)), None)
+        defers = any(isinstance(layer, AskHumanLayer) for layer in layers.values())
+
+        output_type: Any = output.output_type() if output is not None else str
+        if defers:
+            output_type = [output_type, DeferredToolRequests]
+        instructions = "\n\n".join(str(prompt) for prompt in run.prompts) or None
+        user_prompt = "\n\n".join(str(prompt) for prompt in run.user_prompts) or None
+        history_in: list[ModelMessage] = list(history.runtime_state.messages) if history else []
+        deferred_raw = inputs.get("deferred_tool_results")
+        deferred = (
+            DeferredToolResults(
+                calls=dict(deferred_raw.get("calls") or {}),
+                metadata=dict(deferred_raw.get("metadata") or {}),
+            )
+            if deferred_raw
+            else None
+        )
+        try:
+            model = model_layer.build_model()
+        except UnknownModelProvider as error:
+            return RunOutcome(
+                status=RunStatus.FAILED,
+                error=str(error),
+                error_type=ErrorType.INVALID_RUN,
+                reason="unknown_model_provider",
+            )
+        agent: Agent[None, Any] = Agent(model, output_type=output_type, tools=run.tools)
+
+        async def on_events(_ctx: RunContext[None], events: AsyncIterable[Any]) -> None:
+            async for event in events:
+                await _forward_event(event, sink)
+
+        limits = UsageLimits(request_limit=int(inputs.get("max_model_requests") or 1))
+        timeout = float(inputs.get("timeout_seconds") or self.settings.run_max_timeout_seconds)
+        agent_task = asyncio.create_task(
+            agent.run(
+                user_prompt if deferred is None or user_prompt else None,
+                message_history=history_in or None,
+                deferred_tool_results=deferred,
+                instructions=instructions,
+                usage_limits=limits,
+                event_stream_handler=on_events,
+            )
+        )
+        try:
+            result = await _wait_agent(agent_task, cancel, timeout)
+        except _Stopped as stopped:
+            return stopped.outcome
+        except UsageLimitExceeded as error:
+            return _failed(error, ErrorType.RUN_LIMIT_EXCEEDED, "model_request_budget")
+        except ModelHTTPError as error:
+            return _failed(
+                error, ErrorType.MODEL_ERROR, f"http_{error.status_code}", _provider_message(error)
+            )
+        except UnexpectedModelBehavior as error:
+            return _failed(error, ErrorType.MODEL_ERROR, "unexpected_model_behavior")
+        except UnknownModelProvider as error:
+            return _failed(error, ErrorType.INVALID_RUN, "unknown_model_provider")
+        except Exception as error:
+            log.warning("agent_failed", run_id=str(job.run_id), error_class=type(error).__name__)
+            return _failed(
+                error,
+                ErrorType.TOOL_ERROR if _from_tool(error) else ErrorType.MODEL_ERROR,
+                type(error).__name__,
+            )
+
+        usage = _usage(result.usage)
+        if history is not None:
+            history.runtime_state.messages = _strip_instructions(result.all_messages())
+        if isinstance(result.output, DeferredToolRequests):
+            call = result.output.calls[0]
+            return RunOutcome(
+                status=RunStatus.PAUSED,
+                deferred_tool_call={
+                    "tool_call_id": call.tool_call_id,
+                    "tool_name": call.tool_name,
+                    "args": call.args_as_dict(),
+                    "metadata": _jsonable(result.output.metadata.get(call.tool_call_id, {})),
+                },
+                usage=usage,
+            )
+        return RunOutcome(status=RunStatus.SUCCEEDED, output=_jsonable(result.output), usage=usage)
+
+
+async def _wait_agent(task: asyncio.Task[Any], cancel: CancelSignal, timeout: float) -> Any:
+    stop = asyncio.create_task(cancel.event.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    if cancel.is_set():
+        reason = cancel.reason or "cancel_requested"
+        raise _Stopped(
+            RunOutcome(
+                status=RunStatus.CANCELLED,
+                error=cancel.message or "the run was cancelled",
+                error_type=ErrorType.CANCELLED,
+                reason=reason,
+            )
+        )
+    raise _Stopped(
+        RunOutcome(
+            status=RunStatus.FAILED,
+            error=f"the run exceeded its timeout of {timeout:g} seconds",
+            error_type=ErrorType.RUN_LIMIT_EXCEEDED,
+            reason="timeout",
+        )
+    )
+
+
+def _apply_on_exit(run: CompositorRun, on_exit: OnExit, *, cleanup: bool) -> None:
+    if cleanup:
+        run.delete_on_exit()
+        return
+    if on_exit.default is ExitIntentName.SUSPEND:
+        run.suspend_on_exit()
+    else:
+        run.delete_on_exit()
+    for name, intent in on_exit.layers.items():
+        if intent is ExitIntentName.SUSPEND:
+            run.suspend_layer_on_exit(name)
+        else:
+            run.delete_layer_on_exit(name)
+
+
+async def _forward_event(event: Any, sink: EventSink) -> None:
+    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+        await sink.text_delta(event.part.content)
+    elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+        await sink.text_delta(event.delta.content_delta)
+    elif isinstance(event, FunctionToolCallEvent):
+        await sink.emit(
+            "tool_call",
+            {
+                "tool_call_id": event.part.tool_call_id,
+                "tool_name": event.part.tool_name,
+                "args": _jsonable(event.part.args_as_dict()),
+            },
+        )
+    elif isinstance(event, FunctionToolResultEvent):
+        content = getattr(event.part, "content", None)
+        text = content if isinstance(content, str) else json.dumps(_jsonable(content))
+        await sink.emit(
+            "tool_result",
+            {
+                "tool_call_id": event.part.tool_call_id,
+                "tool_name": event.part.tool_name,
+                "content": text[:_MAX_EVENT_TEXT],
+            },
+        )
+
+
+def _strip_instructions(messages: list[ModelMessage]) -> list[ModelMessage]:
+    """Run instructions come from the prompt layers each run; they never enter the history."""
+    return [
+        dataclasses.replace(message, instructions=None)
+        if isinstance(message, ModelRequest) and message.instructions is not None
+        else message
+        for message in messages
+    ]
+
+
+def _usage(usage: Any) -> dict[str, Any]:
+    input_tokens = int(getattr(usage, "input_tokens", 0) or 0)
+    output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
+    return {
+        "requests": int(getattr(usage, "requests", 0) or 0),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "tool_calls": int(getattr(usage, "tool_calls", 0) or 0),
+    }
+
+
+def _failed(
+    error: BaseException, error_type: str, reason: str, message: str | None = None
+) -> RunOutcome:
+    return RunOutcome(
+        status=RunStatus.FAILED,
+        error=message or _describe(error),
+        error_type=error_type,
+        reason=reason,
+    )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _provider_message(error: ModelHTTPError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return f"the model provider answered HTTP {error.status_code}"
+
+
+def _from_tool(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None:
+        if (
+            "pydantic_ai/tools" in tb.tb_frame.f_code.co_filename
+            or "_tool_manager" in tb.tb_frame.f_code.co_filename
+        ):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON-compatible copy of `value` (pydantic/dataclass values become plain data)."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)

@@ -1,0 +1,198 @@
+"""Request and response schemas of the runs API.
+
+Every request model forbids unknown fields, so a typo in a field name is a 422, not a silently
+ignored option. Layer configs and session snapshots are accepted here as plain JSON objects and
+checked against the composition by `app.runs.validation`, which can name the offending layer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+from app.models import RunPurpose, RunStatus
+
+LayerName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExitIntentName(StrEnum):
+    """What happens to a layer when the run ends."""
+
+    SUSPEND = "suspend"  # keep its state resumable: the next run of the session continues it
+    DELETE = "delete"  # release its resources for good: the snapshot entry becomes CLOSED
+
+
+class RunLayerSpec(_Strict):
+    """One layer of a composition: a type from the server's allow-list and its config."""
+
+    name: LayerName = Field(
+        description="Unique within the composition; `llm`, `history` and "
+        "`output` are reserved for their layer families."
+    )
+    type: str = Field(min_length=1, max_length=128, description="Layer type id, e.g. `llm.test`.")
+    deps: dict[str, str] = Field(
+        default_factory=dict,
+        description="Dependency field of this layer → name of an earlier layer.",
+    )
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    config: dict[str, JsonValue] | None = Field(
+        default=None, description="The layer type's config; null means `{}`."
+    )
+
+
+class RunComposition(_Strict):
+    schema_version: Literal[1] = 1
+    layers: list[RunLayerSpec] = Field(max_length=64)
+
+
+class OnExit(_Strict):
+    """Exit intent for every layer, with per-layer overrides by name."""
+
+    default: ExitIntentName = ExitIntentName.SUSPEND
+    layers: dict[str, ExitIntentName] = Field(default_factory=dict)
+
+
+class DeferredToolResults(_Strict):
+    """Answers to the deferred tool calls of a paused run, keyed by `tool_call_id`."""
+
+    calls: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+
+
+class RunLimits(_Strict):
+    """Per-run limits; values above the server's maximums are lowered to them."""
+
+    max_model_requests: int | None = Field(default=None, ge=1)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+
+class RetryPolicy(_Strict):
+    """Opt-in automatic retries."""
+
+    on_worker_lost: int = Field(
+        default=0,
+        ge=0,
+        le=1,
+        description="How many times a run whose worker died is started again (0 or 1).",
+    )
+
+
+class SessionScope(_Strict):
+    """A runtime-session scope: the run loads the scope's snapshot and saves the new one."""
+
+    app_id: str = Field(min_length=1, max_length=64)
+    workflow_id: str = Field(min_length=1, max_length=64)
+    workflow_run_id: str = Field(min_length=1, max_length=64)
+    node_id: str = Field(min_length=1, max_length=64)
+    node_execution_id: str | None = Field(default=None, max_length=64)
+    binding_id: str = Field(min_length=1, max_length=64)
+    agent_id: str = Field(min_length=1, max_length=64)
+    agent_config_snapshot_id: str = Field(min_length=1, max_length=64)
+
+
+class CreateRunRequest(_Strict):
+    """`POST /v1/runs`."""
+
+    composition: RunComposition
+    session_snapshot: dict[str, Any] | None = Field(
+        default=None, description="The snapshot a previous run of this agent session returned."
+    )
+    session: SessionScope | None = None
+    on_exit: OnExit = Field(default_factory=OnExit)
+    deferred_tool_results: DeferredToolResults | None = None
+    purpose: RunPurpose = RunPurpose.AGENT
+    limits: RunLimits = Field(default_factory=RunLimits)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Same as the `Idempotency-Key` header; the header wins when both are set.",
+    )
+
+
+class DeferredToolCall(BaseModel):
+    tool_call_id: str
+    tool_name: str
+    args: JsonValue = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class RunUsage(BaseModel):
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    tool_calls: int = 0
+
+
+class RunRead(BaseModel):
+    """A run as the API shows it. Terminal fields are null until the run is terminal."""
+
+    id: uuid.UUID
+    status: RunStatus
+    purpose: RunPurpose
+    attempt: int
+    max_attempts: int
+    session_id: uuid.UUID | None
+    idempotency_key: str | None
+    metadata: dict[str, JsonValue]
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    cancel_requested_at: datetime | None
+    cancel_reason: str | None
+    output: JsonValue = None
+    deferred_tool_call: DeferredToolCall | None = None
+    session_snapshot: dict[str, Any] | None = None
+    usage: RunUsage | None = None
+    error: str | None = None
+    error_type: str | None = None
+    reason: str | None = None
+
+
+class RunPage(BaseModel):
+    items: list[RunRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class CancelRunRequest(_Strict):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RunEventRead(BaseModel):
+    """One entry of a run's event log."""
+
+    seq: int = Field(description="Position in the run's log: 1, 2, 3… without gaps.")
+    run_id: uuid.UUID
+    type: str = Field(
+        description="run_queued, run_started, agent_message_delta, tool_call, tool_result, "
+        "run_cancelling, run_requeued, or a terminal type: run_succeeded, run_paused, "
+        "run_failed, run_cancelled."
+    )
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class RunEventPage(BaseModel):
+    items: list[RunEventRead]
+    next_cursor: int = Field(
+        description="Pass as `after` for the next page: the last seq returned, or the given "
+        "`after` when the page is empty."
+    )
+    terminal: bool = Field(description="True when this page ends with the run's terminal event.")

@@ -1,0 +1,226 @@
+"""Everything about a run request that can be checked without running it.
+
+`POST /v1/runs` calls `validate_run_request` before any row is written; every failure is a
+`ValidationFailed` (422) whose `code` is stable and whose `details` name the offending `layer`
+and/or `field`. The worker calls `build_compositor` again at execution time with the same
+registry, so what was accepted is what runs.
+
+Checks, in order: reserved layer names and families (`llm`, `history`, `output`: at most one
+each, under their reserved name); the composition against the allow-list (unknown types, deps);
+model provider names; every layer config; the session snapshot against the composition (schema
+version, names and order, CLOSED or ACTIVE entries, runtime state schemas); `on_exit` layer
+names; purpose rules (a cleanup run needs a snapshot and takes no deferred results; an agent run
+needs an `llm` layer; deferred results need a `history` layer and a snapshot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.compositor import (
+    Compositor,
+    CompositorConfig,
+    CompositorError,
+    LayerNodeConfig,
+    SnapshotError,
+)
+from app.config import Settings
+from app.errors import ValidationFailed
+from app.layers import LayerRegistry
+from app.layers.base import RESERVED_NAMES, AgentLayer
+from app.layers.llm import OpenAIModelConfig
+from app.models import RunPurpose
+from app.runs.schemas import CreateRunRequest, RunComposition
+
+
+@dataclass(frozen=True)
+class ValidatedRun:
+    compositor: Compositor
+    configs: dict[str, dict[str, Any]]
+    max_model_requests: int
+    timeout_seconds: float
+
+
+def _fail(
+    code: str, message: str, *, layer: str | None = None, field: str | None = None
+) -> ValidationFailed:
+    details: dict[str, Any] = {}
+    if layer is not None:
+        details["layer"] = layer
+    if field is not None:
+        details["field"] = field
+    return ValidationFailed(message, code=code, details=details)
+
+
+def build_compositor(composition: RunComposition, registry: LayerRegistry) -> Compositor:
+    """The compositor plan of a composition; `ValidationFailed` when the registry rejects it."""
+    _check_roles(composition, registry)
+    config = CompositorConfig(
+        layers=[
+            LayerNodeConfig(name=spec.name, type=spec.type, deps=spec.deps, metadata=spec.metadata)
+            for spec in composition.layers
+        ]
+    )
+    try:
+        return Compositor.from_config(config, providers=registry.providers.values())
+    except CompositorError as error:
+        raise _fail(error.code, error.message, layer=error.layer, field="composition") from None
+
+
+def _check_roles(composition: RunComposition, registry: LayerRegistry) -> None:
+    seen: dict[str, str] = {}
+    for spec in composition.layers:
+        layer_type = registry.layer_type(spec.type)
+        role = getattr(layer_type, "role", None) if layer_type is not None else None
+        reserved_role = RESERVED_NAMES.get(spec.name)
+        if reserved_role is not None and role != reserved_role and layer_type is not None:
+            raise _fail(
+                "reserved_layer_name",
+                f"layer {spec.name!r}: the name {spec.name!r} is reserved for the {reserved_role} "
+                f"layer, but type {spec.type!r} is not one",
+                layer=spec.name,
+                field="composition.layers",
+            )
+        if role is None:
+            continue
+        if role in seen:
+            raise _fail(
+                f"duplicate_{role}_layer",
+                f"layer {spec.name!r}: a composition has at most one {role} layer "
+                f"(already: {seen[role]!r})",
+                layer=spec.name,
+                field="composition.layers",
+            )
+        seen[role] = spec.name
+        expected = next(name for name, r in RESERVED_NAMES.items() if r == role)
+        if spec.name != expected:
+            raise _fail(
+                "reserved_layer_name",
+                f"layer {spec.name!r}: a {role} layer must be named {expected!r}",
+                layer=spec.name,
+                field="composition.layers",
+            )
+
+
+def validate_run_request(
+    request: CreateRunRequest,
+    registry: LayerRegistry,
+    settings: Settings,
+    *,
+    tenant_id: str,
+) -> ValidatedRun:
+    """Check a request; raise `ValidationFailed` with a precise code, or return the plan."""
+    compositor = build_compositor(request.composition, registry)
+    configs = server_configs(request.composition, compositor, tenant_id=tenant_id)
+    for spec in request.composition.layers:
+        if spec.type == "llm.openai":
+            _check_model_provider(spec.name, configs.get(spec.name), registry)
+    try:
+        compositor.validate(configs=configs, session_snapshot=request.session_snapshot)
+    except CompositorError as error:
+        field = "session_snapshot" if isinstance(error, SnapshotError) else "composition"
+        raise _fail(error.code, error.message, layer=error.layer, field=field) from None
+
+    names = set(compositor.names)
+    for name in request.on_exit.layers:
+        if name not in names:
+            raise _fail(
+                "unknown_on_exit_layer",
+                f"on_exit names layer {name!r}, which the composition does not have",
+                layer=name,
+                field="on_exit.layers",
+            )
+    has_llm = "llm" in names
+    has_history = any(
+        getattr(compositor.layer_type(name), "role", None) == "history" for name in names
+    )
+    if request.purpose is RunPurpose.CLEANUP:
+        if request.session_snapshot is None and request.session is None:
+            raise _fail(
+                "snapshot_required",
+                "a cleanup run needs the session snapshot whose resources it releases",
+                field="session_snapshot",
+            )
+        if request.deferred_tool_results is not None:
+            raise _fail(
+                "deferred_results_not_allowed",
+                "a cleanup run runs no model, so it takes no deferred tool results",
+                field="deferred_tool_results",
+            )
+    elif not has_llm:
+        raise _fail(
+            "llm_layer_required",
+            "an agent run needs a model layer named 'llm' (for example type 'llm.test')",
+            field="composition.layers",
+        )
+    if request.deferred_tool_results is not None:
+        if not has_history:
+            raise _fail(
+                "history_layer_required",
+                "deferred tool results continue a conversation: add the 'history' layer",
+                field="deferred_tool_results",
+            )
+        if request.session_snapshot is None and request.session is None:
+            raise _fail(
+                "snapshot_required",
+                "deferred tool results need the snapshot of the paused run",
+                field="session_snapshot",
+            )
+    limits = request.limits
+    return ValidatedRun(
+        compositor=compositor,
+        configs=configs,
+        max_model_requests=min(
+            limits.max_model_requests or settings.run_max_model_requests,
+            settings.run_max_model_requests,
+        ),
+        timeout_seconds=min(
+            limits.timeout_seconds or settings.run_max_timeout_seconds,
+            settings.run_max_timeout_seconds,
+        ),
+    )
+
+
+def server_configs(
+    composition: RunComposition, compositor: Compositor, *, tenant_id: str
+) -> dict[str, dict[str, Any]]:
+    """The layer configs as the server runs them (`execution_context.tenant_id` forced)."""
+    configs: dict[str, dict[str, Any]] = {}
+    for spec in composition.layers:
+        config = dict(spec.config or {})
+        if spec.type == "execution_context":
+            config["tenant_id"] = tenant_id
+        configs[spec.name] = config
+    del compositor
+    return configs
+
+
+def _check_model_provider(layer: str, raw: object, registry: LayerRegistry) -> None:
+    try:
+        config = OpenAIModelConfig.model_validate(raw or {})
+    except Exception:
+        return  # the config check reports it with the layer name
+    if config.provider not in registry.model_providers:
+        raise _fail(
+            "unknown_model_provider",
+            f"layer {layer!r}: model provider {config.provider!r} is not configured on this "
+            f"server; configured: {sorted(registry.model_providers)}",
+            layer=layer,
+            field="composition.layers.config.provider",
+        )
+
+
+def replayable_specs(composition: RunComposition, registry: LayerRegistry) -> list[dict[str, Any]]:
+    """The composition without the layers a cleanup replay must not carry (the model layer)."""
+    specs = []
+    for spec in composition.layers:
+        layer_type = registry.layer_type(spec.type)
+        if (
+            layer_type is not None
+            and issubclass(layer_type, AgentLayer)
+            and not layer_type.session_replayable
+        ):
+            continue
+        specs.append(spec.model_dump(mode="json"))
+    return specs

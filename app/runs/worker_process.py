@@ -1,0 +1,48 @@
+"""`strata worker`: a process that only executes runs, until SIGTERM or SIGINT.
+
+On the signal it stops claiming, lets in-flight runs finish for `shutdown_grace_seconds`, cancels
+the rest (`reason=shutdown`), and exits once every run it held is terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from app.config import Settings
+from app.db import create_engine, create_session_factory
+from app.layers import LayerRegistry
+from app.lifespan import build_worker
+from app.notifier import create_notifier
+
+log = structlog.get_logger("strata.worker")
+
+
+async def run_worker_process(settings: Settings, registry: LayerRegistry | None = None) -> None:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    )
+    notifier = create_notifier(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await notifier.start()
+    worker = build_worker(
+        settings,
+        create_session_factory(engine),
+        notifier,
+        registry or LayerRegistry.default(settings),
+    )
+    await worker.start()
+    try:
+        await stop.wait()
+        log.info("worker_signal_received")
+    finally:
+        await worker.stop()
+        await notifier.close()
+        await engine.dispose()

@@ -1,0 +1,92 @@
+"""The service starts and answers: the app factory, `/healthz`, and the `strata` CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_answers_ok() -> None:
+    with TestClient(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_settings_default_to_an_embedded_sqlite_file_on_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("STRATA_"):
+            monkeypatch.delenv(name)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_settings_read_the_strata_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATA_PORT", "9123")
+    monkeypatch.setenv(
+        "STRATA_MODEL_PROVIDERS", '{"local": {"base_url": "http://x/v1", "api_key": "k"}}'
+    )
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.port == 9123
+    assert settings.model_providers["local"].base_url == "http://x/v1"
+    assert "k" not in repr(settings.model_providers)
+
+
+def test_python_dash_m_app_is_the_strata_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for command in ("serve", "worker", "migrate", "keys"):
+        assert command in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_strata_serve_answers_healthz_on_the_configured_port(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "STRATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/s.db"}
+    env.pop("STRATA_TEST_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx2.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
