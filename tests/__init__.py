@@ -1,0 +1,1 @@
+"""Strata's test suite (a package, so that tests import shared helpers as `tests.…`)."""
