@@ -1,0 +1,1 @@
+"""Tests of the ORM models, the JSON column schemas and the migrations."""
