@@ -40,12 +40,12 @@ def test_settings_default_to_an_embedded_sqlite_file_on_loopback(
 def test_settings_read_the_strata_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRATA_PORT", "9123")
     monkeypatch.setenv(
-        "STRATA_MODEL_PROVIDERS", '{"local": {"base_url": "http://x/v1", "api_key": "k"}}'
+        "STRATA_MODEL_PROVIDERS", '{"local": {"base_url": "http://x/v1", "api_key": "canary-9f3"}}'
     )
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.port == 9123
     assert settings.model_providers["local"].base_url == "http://x/v1"
-    assert "k" not in repr(settings.model_providers)
+    assert "canary-9f3" not in repr(settings.model_providers)
 
 
 def test_python_dash_m_app_is_the_strata_cli() -> None:
