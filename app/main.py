@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import health, runs
+from app.api import agents, bindings, health, runs
+from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import install_error_handlers
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
@@ -38,12 +39,14 @@ def create_app(
             'Errors have one shape: `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.run_worker = run_worker
     app.state.registry = registry or LayerRegistry.default(settings, extra=extra_layer_providers)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(agents.router)
+    app.include_router(bindings.router)
     return app

@@ -94,6 +94,7 @@ class Api:
 
 
 ApiFactory = Callable[..., Api]
+"""`api_factory(run_worker=True, **settings_overrides)` starts one more app."""
 
 
 @pytest.fixture

@@ -63,3 +63,7 @@ class OutputLayer(AgentLayer[DepsT, ConfigT, StateT]):
 
     def output_type(self) -> Any:
         raise NotImplementedError
+
+    def validate_output(self, value: Any) -> Any:
+        """Check (and possibly convert) the answer; raise `ModelRetry` to ask for another."""
+        return value

@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import Field, JsonValue, field_validator
-from pydantic_ai import StructuredDict
+from pydantic_ai import ModelRetry, StructuredDict
 
 from app.compositor import LayerConfig, NoLayerDeps
 from app.layers.base import OutputLayer
@@ -59,3 +59,14 @@ class JsonSchemaOutputLayer(OutputLayer[NoLayerDeps, JsonSchemaOutputConfig]):
             name=OUTPUT_TOOL_NAME,
             description=self.config.description,
         )
+
+    def validate_output(self, value: Any) -> Any:
+        """Check the answer against the schema; `ModelRetry` tells the model what to fix."""
+        errors = sorted(Draft202012Validator(self.config.json_schema).iter_errors(value), key=str)
+        if errors:
+            details = "; ".join(
+                f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+                for error in errors[:5]
+            )
+            raise ModelRetry(f"the output does not match the JSON schema: {details}")
+        return value

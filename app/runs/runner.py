@@ -147,6 +147,14 @@ class AgentRunner:
                 reason="unknown_model_provider",
             )
         agent: Agent[None, Any] = Agent(model, output_type=output_type, tools=run.tools)
+        if output is not None:
+            checked = output
+
+            @agent.output_validator
+            def _check_output(value: Any) -> Any:
+                if isinstance(value, DeferredToolRequests):
+                    return value
+                return checked.validate_output(value)
 
         async def on_events(_ctx: RunContext[None], events: AsyncIterable[Any]) -> None:
             async for event in events:

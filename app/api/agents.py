@@ -1,0 +1,219 @@
+"""`/v1/agents`: the roster, config versions (immutable snapshots) and the revision log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from app.agents import service
+from app.agents.schemas import (
+    AgentCreate,
+    AgentPage,
+    AgentRead,
+    AgentSaveAs,
+    AgentUpdate,
+    RevisionPage,
+    SaveResult,
+    SaveToRoster,
+    VersionPage,
+    VersionRead,
+    VersionSave,
+)
+from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.errors import ErrorResponse
+from app.models import AgentScope, AgentStatus
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    404: {"model": ErrorResponse, "description": "`agent_not_found`: no such agent here."},
+}
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "`request_invalid`: e.g. a bad config."}
+}
+_NAME_TAKEN = "`agent_name_taken`: an active roster agent has this name."
+_ARCHIVED = "`agent_archived`: archived agents are read-only."
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an agent",
+    description="Creates the agent with config version 1 and a `create_version` revision 1.",
+    responses={**_AUTH, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
+)
+async def create_agent(body: AgentCreate, db: Db, principal: CurrentPrincipal) -> AgentRead:
+    return await service.create_agent(db, principal, body)
+
+
+@router.get(
+    "",
+    summary="List agents",
+    description="The tenant's agents, newest first.",
+    responses={**_AUTH, 400: {"model": ErrorResponse, "description": "`invalid_cursor`."}},
+)
+async def list_agents(
+    db: ReadDb,
+    principal: CurrentPrincipal,
+    scope: Annotated[AgentScope | None, Query(description="Only this scope.")] = None,
+    status_filter: Annotated[
+        list[AgentStatus] | None,
+        Query(alias="status", description="Repeat for several; default `active` only."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=255, description="Case-insensitive substring of the name."),
+    ] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AgentPage:
+    return await service.list_agents(
+        db,
+        principal,
+        scope=scope,
+        statuses=status_filter or [AgentStatus.ACTIVE],
+        name_contains=q,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get("/{agent_id}", summary="Get an agent", responses=_ERRORS)
+async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> AgentRead:
+    return await service.get_agent(db, principal, agent_id)
+
+
+@router.patch(
+    "/{agent_id}",
+    summary="Update an agent's name, description or icon",
+    description="Only the fields present change. The config changes through `/versions`.",
+    responses={
+        **_ERRORS,
+        **_INVALID,
+        409: {"model": ErrorResponse, "description": f"{_NAME_TAKEN} {_ARCHIVED}"},
+    },
+)
+async def update_agent(
+    agent_id: uuid.UUID, body: AgentUpdate, db: Db, principal: CurrentPrincipal
+) -> AgentRead:
+    return await service.update_agent(db, principal, agent_id, body)
+
+
+@router.post(
+    "/{agent_id}/archive",
+    summary="Archive an agent",
+    description=(
+        "The agent becomes read-only and leaves the roster: its name is free again. Bindings "
+        "that use it keep working. Idempotent."
+    ),
+    responses=_ERRORS,
+)
+async def archive_agent(agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal) -> AgentRead:
+    return await service.archive_agent(db, principal, agent_id)
+
+
+@router.post(
+    "/{agent_id}/versions",
+    status_code=status.HTTP_201_CREATED,
+    summary="Save a config version",
+    description=(
+        "Writes a new immutable snapshot with the next version number, makes it the active "
+        "one, and records a revision from the previous active snapshot to it."
+    ),
+    responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
+)
+async def save_version(
+    agent_id: uuid.UUID, body: VersionSave, db: Db, principal: CurrentPrincipal
+) -> SaveResult:
+    return await service.save_version(db, principal, agent_id, body)
+
+
+@router.get(
+    "/{agent_id}/versions",
+    summary="List an agent's config versions",
+    description="Newest first, without configs.",
+    responses=_ERRORS,
+)
+async def list_versions(
+    agent_id: uuid.UUID,
+    db: ReadDb,
+    principal: CurrentPrincipal,
+    before: Annotated[
+        int | None, Query(ge=1, description="Only versions below this (`next_cursor`).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> VersionPage:
+    return await service.list_versions(db, principal, agent_id, before=before, limit=limit)
+
+
+@router.get(
+    "/{agent_id}/versions/{version}",
+    summary="Get one config version",
+    responses={
+        **_AUTH,
+        404: {"model": ErrorResponse, "description": "`agent_not_found`, `version_not_found`."},
+    },
+)
+async def get_version(
+    agent_id: uuid.UUID, version: int, db: ReadDb, principal: CurrentPrincipal
+) -> VersionRead:
+    return await service.get_version(db, principal, agent_id, version)
+
+
+@router.get(
+    "/{agent_id}/revisions",
+    summary="List an agent's revisions",
+    description="The audit log of saves, newest first.",
+    responses=_ERRORS,
+)
+async def list_revisions(
+    agent_id: uuid.UUID,
+    db: ReadDb,
+    principal: CurrentPrincipal,
+    before: Annotated[
+        int | None, Query(ge=1, description="Only revisions below this (`next_cursor`).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RevisionPage:
+    return await service.list_revisions(db, principal, agent_id, before=before, limit=limit)
+
+
+@router.post(
+    "/{agent_id}/save-as",
+    status_code=status.HTTP_201_CREATED,
+    summary="Save as a new agent",
+    description=(
+        "Copies the agent (its active config unless `config` is given) into a new agent with "
+        "version 1 and a `save_new_agent` revision whose previous snapshot is the source's."
+    ),
+    responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
+)
+async def save_as(
+    agent_id: uuid.UUID, body: AgentSaveAs, db: Db, principal: CurrentPrincipal
+) -> SaveResult:
+    return await service.save_as_new_agent(db, principal, agent_id, body)
+
+
+@router.post(
+    "/{agent_id}/save-to-roster",
+    summary="Promote a workflow-only agent to the roster",
+    description="Writes a `save_to_roster` revision; the config does not change.",
+    responses={
+        **_ERRORS,
+        **_INVALID,
+        409: {
+            "model": ErrorResponse,
+            "description": f"{_NAME_TAKEN} `already_in_roster`. {_ARCHIVED}",
+        },
+    },
+)
+async def save_to_roster(
+    agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal, body: SaveToRoster | None = None
+) -> SaveResult:
+    return await service.save_to_roster(db, principal, agent_id, body or SaveToRoster())

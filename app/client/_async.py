@@ -1,0 +1,247 @@
+"""`AsyncStrataClient`: the asyncio client, over `httpx2.AsyncClient`. See `app.client`.
+
+Same methods, names and contracts as `StrataClient`; every method is a coroutine except the
+`iter_*` methods, which are async generators (close one you leave early, e.g. with
+`contextlib.aclosing`, so its connection is released at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx2
+
+from app.client._common import (
+    ClientConfig,
+    EventCursor,
+    RetryableStatus,
+    RunId,
+    StatusFilter,
+    api_error,
+    check_stream_response,
+    parse_response,
+    run_request_body,
+    status_params,
+)
+from app.client._errors import StrataTimeoutError, StrataTransportError
+from app.client._sse import SSEDecoder
+from app.runs.schemas import CreateRunRequest, RunEventPage, RunEventRead, RunPage, RunRead
+
+
+class AsyncStrataClient:
+    """An asyncio client of one Strata server, authenticated with one API key.
+
+    `transport` plugs an `httpx2` transport into the client this object creates. With
+    `http_client` the caller's client is used instead (and `transport` is ignored); it is not
+    closed by `aclose()`, because the caller owns it. `timeout` (seconds) applies to every
+    request either way; long-polls get the time the server may hold them on top.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self._config = ClientConfig(base_url, api_key, timeout)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx2.AsyncClient(transport=transport, timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncStrataClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- runs -----------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        request: CreateRunRequest | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> RunRead:
+        """Queue a run (202), or get the run an earlier identical request with the same
+        `idempotency_key` created (200). Never retried: a lost answer is a
+        `StrataTransportError`, and only a keyed request is safe to send again."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        response = await self._send(
+            "POST",
+            self._config.url(),
+            json=run_request_body(request),
+            headers=self._config.headers(headers),
+        )
+        return parse_response(response, RunRead)
+
+    async def get_run(self, run_id: RunId) -> RunRead:
+        return parse_response(await self._send("GET", self._config.url(run_id)), RunRead)
+
+    async def list_runs(
+        self, status: StatusFilter = None, cursor: str | None = None, limit: int = 50
+    ) -> RunPage:
+        """One page of the tenant's runs, newest first; `status` is one status or several."""
+        params = [*status_params(status), ("limit", str(limit))]
+        if cursor is not None:
+            params.append(("cursor", cursor))
+        response = await self._send("GET", self._config.url(), params=params)
+        return parse_response(response, RunPage)
+
+    async def iter_runs(
+        self, status: StatusFilter = None, *, page_size: int = 50
+    ) -> AsyncIterator[RunRead]:
+        """Every run of the tenant, newest first, fetching pages as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_runs(status, cursor, page_size)
+            for run in page.items:
+                yield run
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def wait_run(self, run_id: RunId, timeout_seconds: float = 30.0) -> RunRead:
+        """The run once it is terminal, waiting at most `timeout_seconds` in all.
+
+        Long-polls `/wait`; when the server's cap on one wait is shorter than what is left, it
+        asks again. Raises `StrataTimeoutError` (with the last state seen) when the deadline
+        passes first. `timeout_seconds=0` looks once.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            response = await self._send(
+                "GET",
+                self._config.url(run_id, "wait"),
+                params={"timeout_seconds": remaining},
+                timeout=self._config.wait_timeout(remaining),
+            )
+            run = parse_response(response, RunRead)
+            if run.status.is_terminal:
+                return run
+            if time.monotonic() >= deadline:
+                raise StrataTimeoutError(
+                    f"run {run.id} is still {run.status.value} after {timeout_seconds}s", run
+                )
+
+    async def cancel_run(self, run_id: RunId, reason: str | None = None) -> RunRead:
+        """Ask for the run to stop. Returns it `cancelled` (it was queued) or `cancelling`
+        (its worker is stopping it; `wait_run` for the end). Idempotent. 409
+        `run_already_finished` when it already succeeded, paused or failed."""
+        body = {"reason": reason} if reason is not None else None
+        response = await self._send("POST", self._config.url(run_id, "cancel"), json=body)
+        return parse_response(response, RunRead)
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def list_events(self, run_id: RunId, after: int = 0, limit: int = 100) -> RunEventPage:
+        """Events with `seq > after`, oldest first; pass `next_cursor` as the next `after`."""
+        params = {"after": after, "limit": limit}
+        response = await self._send("GET", self._config.url(run_id, "events"), params=params)
+        return parse_response(response, RunEventPage)
+
+    async def iter_events(
+        self,
+        run_id: RunId,
+        after: int = 0,
+        *,
+        max_reconnects: int = 3,
+        reconnect_delay_seconds: float = 0.5,
+    ) -> AsyncIterator[RunEventRead]:
+        """The run's events with `seq > after`, live, ending with its terminal event.
+
+        Reads the SSE stream and reconnects with `Last-Event-ID` after a transport error, a 5xx
+        or a stream that ended before the terminal event, so every event is delivered exactly
+        once and in order. `max_reconnects` bounds reconnects in a row that deliver nothing;
+        past it, `StrataStreamError`. A 4xx is raised at once as `StrataAPIError`.
+        """
+        cursor = EventCursor(run_id, after)
+        url = self._config.url(run_id, "events", "stream")
+        failures = 0
+        while True:
+            seen = cursor.last_seq
+            try:
+                async for event in self._stream_once(url, cursor):
+                    yield event
+                if cursor.finished:
+                    return
+                failure: Exception = cursor.error("the stream ended before the terminal event")
+            except httpx2.TransportError as exc:
+                failure = exc
+            except RetryableStatus as exc:
+                failure = exc.error
+            failures = 0 if cursor.last_seq > seen else failures + 1
+            if failures > max_reconnects:
+                raise cursor.gave_up(failures) from failure
+            await asyncio.sleep(reconnect_delay_seconds)
+
+    async def _stream_once(self, url: str, cursor: EventCursor) -> AsyncIterator[RunEventRead]:
+        headers = self._config.headers(cursor.stream_headers())
+        async with self._http.stream(
+            "GET", url, headers=headers, timeout=self._config.timeout
+        ) as response:
+            if response.is_error:
+                await response.aread()
+                error = api_error(response)
+                if response.status_code >= 500:
+                    raise RetryableStatus(error)
+                raise error
+            check_stream_response(response, cursor)
+            decoder = SSEDecoder()
+            async for chunk in response.aiter_bytes():
+                for frame in decoder.feed(chunk):
+                    event = cursor.accept(frame)
+                    if event is not None:
+                        yield event
+                        if cursor.finished:
+                            return
+            for frame in decoder.close():
+                event = cursor.accept(frame)
+                if event is not None:
+                    yield event
+                    if cursor.finished:
+                        return
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx2.Timeout | None = None,
+    ) -> httpx2.Response:
+        try:
+            return await self._http.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=headers or self._config.headers(),
+                timeout=timeout if timeout is not None else self._config.timeout,
+            )
+        except httpx2.TransportError as exc:
+            raise StrataTransportError(f"{method} {url}: {exc!r}") from exc

@@ -1,0 +1,156 @@
+"""What the sync and async clients share: URLs, headers, bodies, error and event decoding.
+
+Nothing here does I/O, so `StrataClient` and `AsyncStrataClient` differ only in how they send.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx2
+from pydantic import BaseModel, ValidationError
+
+from app.client._errors import StrataAPIError, StrataError, StrataStreamError
+from app.client._sse import SSEFrame
+from app.runs.schemas import CreateRunRequest, RunEventRead
+
+TERMINAL_EVENT_TYPES = frozenset({"run_succeeded", "run_paused", "run_failed", "run_cancelled"})
+"""A run's log ends with exactly one event of these types; a stream closes after it."""
+
+WAIT_MARGIN_SECONDS = 5.0
+"""Extra read time a long-poll gets on top of the time the server may hold it."""
+
+Model = TypeVar("Model", bound=BaseModel)
+RunId = uuid.UUID | str
+StatusFilter = str | Sequence[str] | None
+
+
+class ClientConfig:
+    """Base URL, key and timeout; builds URLs and headers for both clients."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
+        if not base_url:
+            raise ValueError("base_url is required, e.g. http://127.0.0.1:8000")
+        if not api_key:
+            raise ValueError("api_key is required")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._api_key = api_key
+
+    def url(self, *segments: RunId) -> str:
+        path = "/".join(quote(str(segment), safe="") for segment in segments)
+        return f"{self.base_url}/v1/runs" + (f"/{path}" if path else "")
+
+    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}", **(extra or {})}
+
+    def wait_timeout(self, hold_seconds: float) -> httpx2.Timeout:
+        """Timeouts for a long-poll the server may hold for `hold_seconds`."""
+        return httpx2.Timeout(self.timeout, read=hold_seconds + WAIT_MARGIN_SECONDS)
+
+
+def run_request_body(request: CreateRunRequest | Mapping[str, Any]) -> Any:
+    """The JSON body of `POST /v1/runs`. A mapping is sent as is: the server validates it."""
+    if isinstance(request, CreateRunRequest):
+        return request.model_dump(mode="json", exclude_unset=True)
+    return dict(request)
+
+
+def status_params(status: StatusFilter) -> list[tuple[str, str]]:
+    if status is None:
+        return []
+    if isinstance(status, str):
+        return [("status", str(status))]
+    return [("status", str(value)) for value in status]
+
+
+def api_error(response: httpx2.Response) -> StrataAPIError:
+    """The error a (read) error response stands for."""
+    status = response.status_code
+    try:
+        body = response.json()
+        error = body["error"]
+        return StrataAPIError(
+            status, str(error["code"]), str(error["message"]), dict(error.get("details") or {})
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return StrataAPIError(status, f"http_{status}", response.text[:1000])
+
+
+def parse_response(response: httpx2.Response, model: type[Model]) -> Model:
+    """The body of a (read) response as `model`; `StrataAPIError` for an error status."""
+    if response.is_error:
+        raise api_error(response)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise StrataError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code} with a body that is not a {model.__name__}"
+        ) from exc
+
+
+class EventCursor:
+    """Turns SSE frames into run events and keeps the stream's position.
+
+    It enforces what the server promises: seqs grow by exactly one, so after a reconnect an
+    event already delivered is dropped and a missing one is an error, never silently skipped.
+    """
+
+    def __init__(self, run_id: RunId, after: int) -> None:
+        self.run_id = str(run_id)
+        self.last_seq = after
+        self.finished = False
+
+    def stream_headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_seq > 0:
+            headers["Last-Event-ID"] = str(self.last_seq)
+        return headers
+
+    def accept(self, frame: SSEFrame) -> RunEventRead | None:
+        """The event in `frame`, or None for a frame to skip (keep-alive, duplicate)."""
+        if frame.data is None:
+            return None
+        try:
+            event = RunEventRead.model_validate_json(frame.data)
+        except ValidationError as exc:
+            raise self.error(f"a frame is not a run event: {frame.data[:200]!r}") from exc
+        if frame.id is not None and frame.id != str(event.seq):
+            raise self.error(f"frame id {frame.id!r} does not match event seq {event.seq}")
+        if event.seq <= self.last_seq:
+            return None
+        if event.seq != self.last_seq + 1:
+            raise self.error(f"event {self.last_seq + 1} is missing: the server sent {event.seq}")
+        self.last_seq = event.seq
+        self.finished = event.type in TERMINAL_EVENT_TYPES
+        return event
+
+    def error(self, message: str) -> StrataStreamError:
+        return StrataStreamError(
+            f"run {self.run_id}: {message}", run_id=self.run_id, last_seq=self.last_seq
+        )
+
+    def gave_up(self, reconnects: int) -> StrataStreamError:
+        return self.error(
+            f"the event stream failed {reconnects} times in a row without progress; "
+            f"resume with after={self.last_seq}"
+        )
+
+
+def check_stream_response(response: httpx2.Response, cursor: EventCursor) -> None:
+    """Raise a protocol error when a 2xx answer is not an event stream."""
+    content_type = response.headers.get("content-type", "")
+    if not content_type.startswith("text/event-stream"):
+        raise cursor.error(f"expected text/event-stream, got {content_type or 'no content type'}")
+
+
+class RetryableStatus(Exception):
+    """A 5xx answer to a stream request: reconnect, and report `error` if that fails too."""
+
+    def __init__(self, error: StrataAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
