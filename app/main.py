@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import agents, bindings, health, runs
+from app.api import agents, bindings, health, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import install_error_handlers
 from app.compositor import LayerProvider
@@ -47,6 +47,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(sessions.router)
     app.include_router(agents.router)
     app.include_router(bindings.router)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import AsyncIterable
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import Accepting, CurrentPrincipal, Db, ReadDb, State
 from app.api.errors import ErrorResponse
+from app.api.pagination import decode_cursor, encode_cursor
 from app.errors import BadRequest
 from app.models import Run, RunStatus
 from app.runs import repository, service
@@ -104,17 +104,6 @@ async def create_run(
     return run_read(run)
 
 
-def _encode_cursor(run_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(run_id.bytes).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this API returned", code="invalid_cursor") from None
-
-
 @router.get(
     "",
     summary="List runs",
@@ -134,11 +123,11 @@ async def list_runs(
         db,
         principal.tenant_id,
         statuses=status_filter or [],
-        before=_decode_cursor(cursor) if cursor else None,
+        before=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
     page = runs[:limit]
-    next_cursor = _encode_cursor(page[-1].id) if len(runs) > limit else None
+    next_cursor = encode_cursor(page[-1].id) if len(runs) > limit else None
     return RunPage(items=[run_read(run) for run in page], next_cursor=next_cursor)
 
 

@@ -13,7 +13,7 @@ One `Worker` per process that executes runs (the embedded `strata serve`, or `st
   worker listening for it (or noticing the status at the next heartbeat) stops the agent, the
   runner exits every layer, and `_finish` commits `cancelled`.
 - **Finish.** `_finish` locks the row through the fence, writes the terminal event and the
-  terminal columns in one transaction, and calls the terminal hooks (runtime sessions) in it.
+  terminal columns in one transaction, and updates the run's runtime session in it.
   A run that is `cancelling` when its outcome arrives ends `cancelled`, whatever the outcome.
 - **Lost workers.** `_sweep_loop` (in every worker; safe concurrently thanks to SKIP LOCKED and
   the status conditions) fails runs whose lease lapsed with `error_type=worker_lost`, or queues
@@ -29,7 +29,6 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +44,7 @@ from app.notifier import QUEUE_TOPIC, Notifier, run_topic
 from app.runs import repository
 from app.runs.outcome import TERMINAL_EVENT, ErrorType, RunOutcome
 from app.runs.repository import Fence
+from app.sessions.scope import on_run_terminal
 
 log = structlog.get_logger("strata.worker")
 
@@ -65,6 +65,7 @@ class RunJob:
     inputs: dict[str, Any]
     session_snapshot_in: dict[str, Any] | None
     metadata: dict[str, Any]
+    session_id: uuid.UUID | None = None
 
     @classmethod
     def from_run(cls, run: Run) -> RunJob:
@@ -77,6 +78,7 @@ class RunJob:
             inputs=run.inputs,
             session_snapshot_in=run.session_snapshot_in,
             metadata=run.metadata_,
+            session_id=run.session_id,
         )
 
 
@@ -105,10 +107,6 @@ class CancelSignal:
 
 class Runner(Protocol):
     async def execute(self, job: RunJob, sink: EventSink, cancel: CancelSignal) -> RunOutcome: ...
-
-
-TerminalHook = Callable[[AsyncSession, Run, RunOutcome], Awaitable[None]]
-"""Called inside the terminal transaction (after the run row got its terminal state)."""
 
 
 class _FencedSink:
@@ -194,14 +192,12 @@ class Worker:
         notifier: Notifier,
         runner: Runner,
         *,
-        terminal_hooks: Sequence[TerminalHook] = (),
         owner: str | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.notifier = notifier
         self.runner = runner
-        self.terminal_hooks = list(terminal_hooks)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._stopping = asyncio.Event()
@@ -381,7 +377,7 @@ class Worker:
                 outcome = cancelled_outcome(outcome, run.cancel_reason, "cancel_requested")
             elif outcome.status is RunStatus.CANCELLED and cancel.reason == "shutdown":
                 outcome.reason = "shutdown"
-            await commit_terminal(session, self.notifier, run, outcome, self.terminal_hooks)
+            await commit_terminal(session, self.notifier, run, outcome)
         log.info(
             "run_finished",
             run_id=str(fence.run_id),
@@ -411,7 +407,7 @@ class Worker:
     async def _sweep_loop(self) -> None:
         while True:
             try:
-                await sweep_lost_runs(self.session_factory, self.notifier, self.terminal_hooks)
+                await sweep_lost_runs(self.session_factory, self.notifier)
             except Exception as exc:
                 log.warning("sweep_failed", error=str(exc))
             await asyncio.sleep(self.settings.sweep_seconds)
@@ -431,16 +427,13 @@ def cancelled_outcome(outcome: RunOutcome, message: str | None, reason: str) -> 
 
 
 async def commit_terminal(
-    session: AsyncSession,
-    notifier: Notifier,
-    run: Run,
-    outcome: RunOutcome,
-    hooks: Sequence[TerminalHook] = (),
+    session: AsyncSession, notifier: Notifier, run: Run, outcome: RunOutcome
 ) -> None:
     """Write the terminal event and the terminal columns of a locked, non-terminal run.
 
     The event goes first: `append_event` refuses a terminal run, so the order guarantees the
-    terminal event is the last one.
+    terminal event is the last one. The run's runtime session (if any) is updated in the same
+    transaction (`app.sessions.scope.on_run_terminal`).
     """
     data = outcome.payload()
     data["attempt"] = run.attempt
@@ -468,17 +461,12 @@ async def commit_terminal(
         .execution_options(synchronize_session=False)
     )
     run.status = outcome.status
-    for hook in hooks:
-        await hook(session, run, outcome)
+    await on_run_terminal(session, notifier, run, outcome)
     await notifier.notify_in_transaction(session, run_topic(run.id))
 
 
 async def sweep_lost_runs(
-    session_factory: SessionFactory,
-    notifier: Notifier,
-    hooks: Sequence[TerminalHook] = (),
-    *,
-    batch: int = 100,
+    session_factory: SessionFactory, notifier: Notifier, *, batch: int = 100
 ) -> int:
     """Fail (or requeue, when a retry is allowed) runs whose lease lapsed. Returns how many."""
     async with unit_of_work(session_factory) as session:
@@ -515,7 +503,7 @@ async def sweep_lost_runs(
                     error_type=ErrorType.WORKER_LOST,
                     reason=ErrorType.WORKER_LOST,
                 )
-                await commit_terminal(session, notifier, run, outcome, hooks)
+                await commit_terminal(session, notifier, run, outcome)
             log.warning(
                 "run_lost",
                 run_id=str(run.id),

@@ -57,6 +57,7 @@ from app.runs.validation import build_compositor
 log = structlog.get_logger("strata.runner")
 
 _MAX_EVENT_TEXT = 4000
+_RETIRING = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class _Stopped(Exception):
@@ -96,6 +97,9 @@ class AgentRunner:
                     body = RunOutcome(status=RunStatus.SUCCEEDED, output=None)
                 else:
                     body = await self._agent_turn(run, job, sink, cancel)
+                    if job.session_id is not None and body.status in _RETIRING:
+                        # the session is retired on failure: release what its layers hold
+                        run.delete_on_exit()
         except Exception as error:  # a layer hook or resource context failed
             layer = getattr(error, "layer", None)
             log.warning("layer_failed", run_id=str(job.run_id), layer=layer, error=str(error))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -22,14 +23,15 @@ from app.db import SessionFactory
 from app.errors import Conflict, NotFound, TooManyRequests
 from app.keys import Principal
 from app.layers import LayerRegistry
-from app.models import Run, RunEvent, RunStatus
-from app.models.base import utcnow
+from app.models import Run, RunEvent, RunStatus, WorkflowAgentRuntimeSession
+from app.models.base import new_id, utcnow
 from app.notifier import QUEUE_TOPIC, Notifier, run_topic
 from app.runs import repository
 from app.runs.manager import cancel_topic, commit_terminal
 from app.runs.outcome import ErrorType, RunOutcome
 from app.runs.schemas import CreateRunRequest, RunEventRead
-from app.runs.validation import validate_run_request
+from app.runs.validation import replayable_specs, validate_run_request
+from app.sessions import scope
 
 
 def request_fingerprint(request: CreateRunRequest) -> str:
@@ -48,12 +50,16 @@ async def create_run(
     registry: LayerRegistry,
     settings: Settings,
     notifier: Notifier,
+    attach_session: WorkflowAgentRuntimeSession | None = None,
+    extra_inputs: dict[str, Any] | None = None,
 ) -> tuple[Run, bool]:
     """Validate and queue a run. Returns (run, created); created is False for a replay.
 
     Raises `ValidationFailed` (422) before anything is written, `Conflict`
-    (`idempotency_key_reused`) when the key was used for a different request, and
-    `TooManyRequests` when the tenant has too many queued runs.
+    (`idempotency_key_reused`) when the key was used for a different request, `Conflict`
+    (`session_busy`) when the request's session has a run in flight, and `TooManyRequests` when
+    the tenant has too many queued runs. `attach_session` links the run to a session row the
+    caller already occupies (a retire's cleanup run); `extra_inputs` are stored with the run.
     """
     key = idempotency_key or request.idempotency_key
     fingerprint = request_fingerprint(request)
@@ -62,7 +68,14 @@ async def create_run(
         if existing is not None:
             return _replay(existing, fingerprint), False
 
-    plan = validate_run_request(request, registry, settings, tenant_id=str(principal.tenant_id))
+    snapshot = request.session_snapshot
+    if request.session is not None:
+        snapshot = await scope.resolve_snapshot(
+            session, principal.tenant_id, request.session, request.session_snapshot
+        )
+    plan = validate_run_request(
+        request, registry, settings, tenant_id=str(principal.tenant_id), snapshot=snapshot
+    )
     queued = await repository.count_queued(session, principal.tenant_id)
     if queued >= settings.max_queued_runs_per_tenant:
         raise TooManyRequests(
@@ -71,7 +84,19 @@ async def create_run(
             headers={"Retry-After": "5"},
         )
     now = utcnow()
+    run_id = new_id()
+    session_id = attach_session.id if attach_session is not None else None
+    if request.session is not None:
+        row = await scope.occupy(
+            session,
+            principal.tenant_id,
+            request.session,
+            run_id=run_id,
+            expected_snapshot=snapshot,
+        )
+        session_id = row.id
     run = Run(
+        id=run_id,
         tenant_id=principal.tenant_id,
         status=RunStatus.QUEUED,
         purpose=request.purpose,
@@ -88,8 +113,11 @@ async def create_run(
             ),
             "max_model_requests": plan.max_model_requests,
             "timeout_seconds": plan.timeout_seconds,
+            "session_layer_specs": replayable_specs(request.composition, registry),
+            **(extra_inputs or {}),
         },
-        session_snapshot_in=request.session_snapshot,
+        session_snapshot_in=snapshot,
+        session_id=session_id,
         idempotency_key=key,
         request_fingerprint=fingerprint,
         metadata_=request.metadata,
@@ -159,7 +187,7 @@ async def cancel_run(
         now = utcnow()
         run.cancel_requested_at, run.cancel_reason = now, reason
         await session.flush()
-        await commit_terminal(session, notifier, run, outcome, [])
+        await commit_terminal(session, notifier, run, outcome)
     elif run.status is RunStatus.RUNNING:
         now = utcnow()
         await session.execute(

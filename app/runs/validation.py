@@ -109,15 +109,20 @@ def validate_run_request(
     settings: Settings,
     *,
     tenant_id: str,
+    snapshot: dict[str, Any] | None = None,
 ) -> ValidatedRun:
-    """Check a request; raise `ValidationFailed` with a precise code, or return the plan."""
+    """Check a request; raise `ValidationFailed` with a precise code, or return the plan.
+
+    `snapshot` is the incoming snapshot: the request's own, or its session's (see
+    `app.sessions.scope.resolve_snapshot`).
+    """
     compositor = build_compositor(request.composition, registry)
     configs = server_configs(request.composition, compositor, tenant_id=tenant_id)
     for spec in request.composition.layers:
         if spec.type == "llm.openai":
             _check_model_provider(spec.name, configs.get(spec.name), registry)
     try:
-        compositor.validate(configs=configs, session_snapshot=request.session_snapshot)
+        compositor.validate(configs=configs, session_snapshot=snapshot)
     except CompositorError as error:
         field = "session_snapshot" if isinstance(error, SnapshotError) else "composition"
         raise _fail(error.code, error.message, layer=error.layer, field=field) from None
@@ -136,7 +141,7 @@ def validate_run_request(
         getattr(compositor.layer_type(name), "role", None) == "history" for name in names
     )
     if request.purpose is RunPurpose.CLEANUP:
-        if request.session_snapshot is None and request.session is None:
+        if snapshot is None:
             raise _fail(
                 "snapshot_required",
                 "a cleanup run needs the session snapshot whose resources it releases",
@@ -161,7 +166,7 @@ def validate_run_request(
                 "deferred tool results continue a conversation: add the 'history' layer",
                 field="deferred_tool_results",
             )
-        if request.session_snapshot is None and request.session is None:
+        if snapshot is None:
             raise _fail(
                 "snapshot_required",
                 "deferred tool results need the snapshot of the paused run",

@@ -1,0 +1,1 @@
+"""Runtime sessions: the latest snapshot per workflow-run node scope, and wait-and-retire."""
