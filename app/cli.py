@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -46,7 +46,6 @@ def _run_db(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
 
 def _prepare_database(settings: Settings) -> None:
     """Migrate (when enabled) and, on an empty database, create the default tenant's key."""
-    from app.keys import bootstrap_default_tenant
     from app.logging import configure_logging
     from app.migrate import upgrade_to_head
 
@@ -54,15 +53,29 @@ def _prepare_database(settings: Settings) -> None:
     if settings.auto_migrate:
         upgrade_to_head(settings.database_url)
     if settings.bootstrap_default_tenant:
-        issued = _run_db(settings, bootstrap_default_tenant)
-        if issued is not None:
-            typer.echo(
-                "\n"
-                f"Created tenant '{issued.tenant_name}' with an admin API key (shown only once):\n"
-                f"\n    {issued.key}\n\n"
-                "Use it as:  Authorization: Bearer <key>\n",
-                err=False,
-            )
+        _bootstrap(settings)
+
+
+def _bootstrap(settings: Settings) -> bool:
+    from app.keys import bootstrap_default_tenant
+
+    issued = _run_db(settings, bootstrap_default_tenant)
+    if issued is None:
+        return False
+    typer.echo(
+        "\n"
+        f"Created tenant '{issued.tenant_name}' with an admin API key (shown only once):\n"
+        f"\n    {issued.key}\n\n"
+        "Use it as:  Authorization: Bearer <key>\n"
+    )
+    return True
+
+
+@cli.command()
+def bootstrap() -> None:
+    """On an empty database, create the `default` tenant and print its admin key once."""
+    if not _bootstrap(get_settings()):
+        typer.echo("tenants exist already; nothing to do (use `strata keys create`)", err=True)
 
 
 @cli.command()
@@ -84,8 +97,9 @@ def serve(
     if port is not None:
         settings.port = port
     _prepare_database(settings)
-    uvicorn.run(
-        create_app(settings, run_worker=worker),
+    app = create_app(settings, run_worker=worker)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -93,6 +107,25 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
+    _run_server(config, app)
+
+
+def _run_server(config: Any, app: Any) -> None:
+    """Run uvicorn; the first SIGTERM/SIGINT also makes the API refuse new runs (503).
+
+    uvicorn then stops listening, lets open requests finish, and runs the lifespan shutdown,
+    which drains the in-process worker (see `app.runs.manager.Worker.stop`).
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            strata = getattr(app.state, "strata", None)
+            if strata is not None:
+                strata.accepting = False
+            super().handle_exit(sig, frame)
+
+    _Server(config).run()
 
 
 @cli.command("worker")

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="A run whose lease is older than this is a lost run."
     )
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="Lease renewal interval.")
+    worker_health_file: str | None = Field(
+        default=None,
+        description="If set, the worker touches this file after each heartbeat's database "
+        "round trip, for container health checks.",
+    )
     sweep_seconds: float = Field(default=5.0, gt=0, description="Lost-run sweeper interval.")
     shutdown_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long in-flight runs may finish on shutdown."

@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -83,6 +85,18 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     write lock. On PostgreSQL it changes nothing.
     """
     return engine.execution_options(**{_READ_ONLY: True})
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached right now" (retry later).
+
+    Connection refused or reset, a server that is starting or shutting down, a pool that could
+    not hand out a connection in time: SQLAlchemy wraps these as `OperationalError` or
+    `InterfaceError` (or flags `connection_invalidated`); some surface as plain `OSError`.
+    """
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

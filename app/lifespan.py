@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory, read_only
 from app.layers import LayerRegistry
+from app.metrics import Metrics
+from app.migrate import head_revision
 from app.notifier import Notifier, create_notifier
 from app.runs.manager import Worker
 from app.runs.runner import AgentRunner
@@ -35,13 +37,21 @@ class AppState:
     notifier: Notifier
     registry: LayerRegistry
     worker: Worker | None
+    metrics: Metrics
+    schema_head: str | None
     accepting: bool = True
 
 
 def build_worker(
-    settings: Settings, session_factory: SessionFactory, notifier: Notifier, registry: LayerRegistry
+    settings: Settings,
+    session_factory: SessionFactory,
+    notifier: Notifier,
+    registry: LayerRegistry,
+    metrics: Metrics,
 ) -> Worker:
-    return Worker(settings, session_factory, notifier, AgentRunner(registry, settings))
+    return Worker(
+        settings, session_factory, notifier, AgentRunner(registry, settings), metrics=metrics
+    )
 
 
 @asynccontextmanager
@@ -56,7 +66,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     factory = create_session_factory(engine)
     notifier = create_notifier(settings.database_url)
     await notifier.start()
-    worker = build_worker(settings, factory, notifier, registry) if app.state.run_worker else None
+    metrics = Metrics()
+    worker = (
+        build_worker(settings, factory, notifier, registry, metrics)
+        if app.state.run_worker
+        else None
+    )
     state = AppState(
         settings=settings,
         engine=engine,
@@ -65,6 +80,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier=notifier,
         registry=registry,
         worker=worker,
+        metrics=metrics,
+        schema_head=head_revision(),
     )
     app.state.strata = state
     if worker is not None:

@@ -90,3 +90,84 @@ def test_strata_serve_answers_healthz_on_the_configured_port(tmp_path: Path) -> 
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_readyz_checks_the_database_schema(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory()
+    response = api.client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+    assert response.json()["schema_revision"] == "0001_initial"
+
+
+def test_readyz_is_503_on_an_unmigrated_database(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/empty.db")  # type: ignore[call-arg]
+    with TestClient(create_app(settings, run_worker=False)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "schema_outdated"
+
+
+def test_metrics_count_runs_by_status(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory()
+    layers = [
+        {"name": "prompt", "type": "plain.prompt", "config": {"user": "hi"}},
+        {"name": "llm", "type": "llm.test"},
+    ]
+    empty = api.post_run({"composition": {"layers": layers[1:]}}).json()
+    failed = api.wait(empty["id"])
+    run = api.post_run({"composition": {"layers": layers}}).json()
+    api.wait(run["id"])
+
+    body = api.client.get("/metrics").text
+
+    assert failed["error_type"] == "invalid_run"
+    assert failed["reason"] == "empty_user_prompt"
+    assert 'strata_runs{status="succeeded"} 1.0' in body
+    assert 'strata_runs{status="failed"} 1.0' in body
+    assert "strata_queue_depth 0.0" in body
+    assert 'strata_runs_finished_total{status="succeeded"} 1.0' in body
+    assert "strata_run_duration_seconds_count 2.0" in body
+
+
+def test_strata_bootstrap_prints_a_key_once(tmp_path: Path) -> None:
+    env = {**os.environ, "STRATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db"}
+    subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, check=True, cwd=tmp_path)
+    first = subprocess.run(
+        [sys.executable, "-m", "app", "bootstrap"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    second = subprocess.run(
+        [sys.executable, "-m", "app", "bootstrap"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+
+    assert first.returncode == 0
+    assert "sk-strata-" in first.stdout
+    assert second.returncode == 0
+    assert "sk-strata-" not in second.stdout
+    created = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "create", "--tenant", "acme", "--role", "member"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert created.returncode == 0
+    assert created.stdout.strip().startswith("sk-strata-")
+    listed = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "tenant=acme" in listed.stdout and "tenant=default" in listed.stdout
+    assert created.stdout.strip() not in listed.stdout

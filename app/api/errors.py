@@ -21,10 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import is_database_unavailable
 from app.errors import AppError
 
 log = structlog.get_logger("strata.api")
@@ -108,17 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
-    for exc_class in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError):
-        app.add_exception_handler(exc_class, _database_unavailable)
-
-    @app.exception_handler(DBAPIError)
-    async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return await _database_unavailable(request, exc)
-        log.exception("database_error", path=request.url.path)
-        return error_response(500, "internal_error", "internal server error")
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            return await _database_unavailable(request, exc)
         log.exception("unhandled_error", path=request.url.path, error_class=type(exc).__name__)
         return error_response(500, "internal_error", "internal server error")

@@ -30,14 +30,16 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
+from app.metrics import Metrics
 from app.models import Run, RunPurpose, RunStatus
 from app.models.base import utcnow
 from app.notifier import QUEUE_TOPIC, Notifier, run_topic
@@ -192,12 +194,14 @@ class Worker:
         notifier: Notifier,
         runner: Runner,
         *,
+        metrics: Metrics | None = None,
         owner: str | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.notifier = notifier
         self.runner = runner
+        self.metrics = metrics or Metrics()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._stopping = asyncio.Event()
@@ -294,6 +298,7 @@ class Worker:
         job = RunJob.from_run(run)
         task = asyncio.create_task(self._execute(job, fence, cancel), name=f"run-{run.id}")
         self._in_flight[run.id] = _InFlight(fence, cancel, task)
+        self.metrics.in_flight.set(len(self._in_flight))
         log.info(
             "run_claimed", run_id=str(run.id), tenant_id=str(run.tenant_id), attempt=run.attempt
         )
@@ -313,6 +318,7 @@ class Worker:
             await self._finish(fence, outcome, cancel)
         finally:
             self._in_flight.pop(job.run_id, None)
+            self.metrics.in_flight.set(len(self._in_flight))
             self._slot_freed.set()
 
     async def _run_guarded(self, job: RunJob, fence: Fence, cancel: CancelSignal) -> RunOutcome:
@@ -378,6 +384,10 @@ class Worker:
             elif outcome.status is RunStatus.CANCELLED and cancel.reason == "shutdown":
                 outcome.reason = "shutdown"
             await commit_terminal(session, self.notifier, run, outcome)
+            started = run.started_at
+        self.metrics.runs_finished.labels(status=outcome.status.value).inc()
+        if started is not None:
+            self.metrics.run_duration.observe((utcnow() - started).total_seconds())
         log.info(
             "run_finished",
             run_id=str(fence.run_id),
@@ -390,6 +400,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
+            await self._touch_health_file()
             for run_id, item in list(self._in_flight.items()):
                 try:
                     async with unit_of_work(self.session_factory) as session:
@@ -403,6 +414,18 @@ class Worker:
                     item.cancel.set("lease_lost")
                 elif status is RunStatus.CANCELLING:
                     await self._check_cancel(item.fence, item.cancel)
+
+    async def _touch_health_file(self) -> None:
+        """Prove liveness to a container health check: touch the file after a database trip."""
+        path = self.settings.worker_health_file
+        if path is None:
+            return
+        try:
+            async with self.session_factory() as session:
+                await session.execute(text("SELECT 1"))
+            await asyncio.to_thread(Path(path).touch)
+        except Exception as exc:
+            log.warning("health_check_failed", error=str(exc))
 
     async def _sweep_loop(self) -> None:
         while True:

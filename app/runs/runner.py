@@ -141,6 +141,14 @@ class AgentRunner:
             if deferred_raw
             else None
         )
+        if user_prompt is None and deferred is None and not history_in:
+            return RunOutcome(
+                status=RunStatus.FAILED,
+                error="the composition produced no user prompt (add one, e.g. plain.prompt "
+                "config `user`)",
+                error_type=ErrorType.INVALID_RUN,
+                reason="empty_user_prompt",
+            )
         try:
             model = model_layer.build_model()
         except UnknownModelProvider as error:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import SessionFactory
+from app.db import SessionFactory, is_database_unavailable
 from app.errors import Conflict, NotFound, TooManyRequests
 from app.keys import Principal
 from app.layers import LayerRegistry
@@ -32,6 +32,8 @@ from app.runs.outcome import ErrorType, RunOutcome
 from app.runs.schemas import CreateRunRequest, RunEventRead
 from app.runs.validation import replayable_specs, validate_run_request
 from app.sessions import scope
+
+_OUTAGE_RETRY_SECONDS = 0.5
 
 
 def request_fingerprint(request: CreateRunRequest) -> str:
@@ -228,8 +230,15 @@ async def wait_for_run(
     deadline = loop.time() + timeout
     async with notifier.subscribe(run_topic(run_id)) as wake:
         while True:
-            async with session_factory() as session:
-                run = await repository.get_run(session, principal.tenant_id, run_id)
+            try:
+                async with session_factory() as session:
+                    run = await repository.get_run(session, principal.tenant_id, run_id)
+            except Exception as error:
+                # the database is away: keep waiting (and retrying) until the deadline
+                if not is_database_unavailable(error) or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(min(_OUTAGE_RETRY_SECONDS, deadline - loop.time()))
+                continue
             if run is None:
                 raise NotFound("run not found", code="run_not_found")
             remaining = deadline - loop.time()
@@ -274,8 +283,15 @@ async def follow_events(
     cursor = after
     async with notifier.subscribe(run_topic(run_id)) as wake:
         while True:
-            async with session_factory() as session:
-                events = await repository.list_events(session, run_id, after=cursor, limit=500)
+            try:
+                async with session_factory() as session:
+                    events = await repository.list_events(session, run_id, after=cursor, limit=500)
+            except Exception as error:
+                if not is_database_unavailable(error):
+                    raise
+                yield None  # keep the stream alive through a database outage
+                await asyncio.sleep(_OUTAGE_RETRY_SECONDS)
+                continue
             for event in events:
                 cursor = event.seq
                 yield event_read(event)

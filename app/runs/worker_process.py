@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.layers import LayerRegistry
 from app.lifespan import build_worker
+from app.metrics import Metrics
 from app.notifier import create_notifier
 
 log = structlog.get_logger("strata.worker")
@@ -37,6 +38,7 @@ async def run_worker_process(settings: Settings, registry: LayerRegistry | None 
         create_session_factory(engine),
         notifier,
         registry or LayerRegistry.default(settings),
+        Metrics(),
     )
     await worker.start()
     try:
