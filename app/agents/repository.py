@@ -82,7 +82,7 @@ async def list_agents(
     if before is not None:
         query = query.where(Agent.id < before)
     rows = await session.execute(query.order_by(Agent.id.desc()).limit(limit))
-    return [(agent, version) for agent, version in rows.tuples()]
+    return [(agent, version) for agent, version in rows]
 
 
 # --- snapshots and revisions ---------------------------------------------------------------------
@@ -212,14 +212,14 @@ async def list_bindings(
         .order_by(WorkflowAgentNodeBinding.node_id)
     )
     rows = await session.execute(query)
-    return [(binding, resolved) for binding, resolved in rows.tuples()]
+    return [(binding, resolved) for binding, resolved in rows]
 
 
 async def delete_bindings(
     session: AsyncSession, tenant_id: uuid.UUID, workflow_id: str, workflow_version: str
-) -> int:
-    """Delete every binding of a workflow version; how many there were."""
-    result = await session.execute(
+) -> None:
+    """Delete every binding of a workflow version (loaded copies are not synchronized)."""
+    await session.execute(
         delete(WorkflowAgentNodeBinding)
         .where(
             WorkflowAgentNodeBinding.tenant_id == tenant_id,
@@ -228,4 +228,3 @@ async def delete_bindings(
         )
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -17,7 +17,6 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.models import (
-    DEFAULT_AGENT_KIND,
     Agent,
     AgentConfigOperation,
     AgentConfigRevision,
@@ -192,26 +191,26 @@ class BindingsCopy(_Request):
 class AgentRead(BaseModel):
     """An agent; its config is snapshot `active_config_snapshot_id` (`active_version`)."""
 
-    id: uuid.UUID
-    name: str
+    id: uuid.UUID = Field(description="The agent id (UUIDv7: ids sort by creation time).")
+    name: str = Field(description="Unique among the tenant's active roster agents.")
     description: str
-    icon_type: AgentIconType | None
-    icon: str | None
-    icon_background: str | None
-    agent_kind: str = Field(default=DEFAULT_AGENT_KIND)
+    icon_type: AgentIconType | None = Field(description="How to read `icon`.")
+    icon: str | None = Field(description="An emoji, an image id or an image URL.")
+    icon_background: str | None = Field(description="Background colour behind the icon.")
+    agent_kind: str = Field(description="`strata_agent` for agents Strata runs itself.")
     scope: AgentScope = Field(description="`roster` or `workflow_only`.")
     source: AgentSource = Field(description="What created the agent.")
-    app_id: str | None
-    workflow_id: str | None
-    workflow_node_id: str | None
+    app_id: str | None = Field(description="The caller's app the agent belongs to, if any.")
+    workflow_id: str | None = Field(description="For workflow-only agents: their workflow.")
+    workflow_node_id: str | None = Field(description="For workflow-only agents: their node.")
     status: AgentStatus = Field(description="`active`, or `archived` (read-only, name freed).")
     active_config_snapshot_id: uuid.UUID | None = Field(
         description="The snapshot new roster-following bindings run."
     )
     active_version: int | None = Field(description="Version number of the active snapshot.")
     created_by: str | None = Field(description="Id of the API key that created the agent.")
-    updated_by: str | None
-    archived_by: str | None
+    updated_by: str | None = Field(description="Id of the API key that last changed it.")
+    archived_by: str | None = Field(description="Id of the API key that archived it.")
     archived_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -256,10 +255,10 @@ class VersionSummary(BaseModel):
     id: uuid.UUID = Field(description="The snapshot id (what bindings pin).")
     agent_id: uuid.UUID
     version: int = Field(description="1, 2, 3… per agent, never reused.")
-    summary: str | None
-    version_note: str | None
+    summary: str | None = Field(description="A short description of the change.")
+    version_note: str | None = Field(description="Release notes of the version.")
     is_active: bool = Field(description="True for the agent's active snapshot.")
-    created_by: str | None
+    created_by: str | None = Field(description="Id of the API key that saved it.")
     created_at: datetime
 
     @classmethod
@@ -279,7 +278,7 @@ class VersionSummary(BaseModel):
 class VersionRead(VersionSummary):
     """An immutable config snapshot with its config."""
 
-    config: AgentSoulConfig
+    config: AgentSoulConfig = Field(description="The agent's soul config in this version.")
 
     @classmethod
     def from_row(cls, snapshot: AgentConfigSnapshot, active_id: uuid.UUID | None) -> Self:
@@ -300,7 +299,7 @@ class RevisionRead(BaseModel):
     id: uuid.UUID
     agent_id: uuid.UUID
     revision: int = Field(description="1, 2, 3… per agent, never reused.")
-    operation: AgentConfigOperation
+    operation: AgentConfigOperation = Field(description="The kind of save.")
     previous_snapshot_id: uuid.UUID | None = Field(
         description="The snapshot before the save: null for a new agent's first version, the "
         "source agent's snapshot for `save_new_agent`, the same as current for `save_to_roster`."
@@ -308,7 +307,7 @@ class RevisionRead(BaseModel):
     current_snapshot_id: uuid.UUID = Field(description="The active snapshot after the save.")
     summary: str | None
     version_note: str | None
-    created_by: str | None
+    created_by: str | None = Field(description="Id of the API key that saved it.")
     created_at: datetime
 
     @classmethod
@@ -337,21 +336,21 @@ class RevisionPage(BaseModel):
 class SaveResult(BaseModel):
     """The outcome of a save: the agent, its (new) active snapshot and the revision written."""
 
-    agent: AgentRead
-    version: VersionRead
-    revision: RevisionRead
+    agent: AgentRead = Field(description="The agent after the save.")
+    version: VersionRead = Field(description="Its active snapshot after the save.")
+    revision: RevisionRead = Field(description="The revision the save wrote.")
 
 
 class BindingRead(BaseModel):
     """The agent a workflow node runs, and the job the node gives it."""
 
     id: uuid.UUID
-    app_id: str
+    app_id: str = Field(description="The caller's app the workflow belongs to.")
     workflow_id: str
     workflow_version: str
     node_id: str
-    binding_type: BindingType
-    agent_id: uuid.UUID
+    binding_type: BindingType = Field(description="`roster_agent` or `inline_agent`.")
+    agent_id: uuid.UUID = Field(description="The agent the node runs.")
     snapshot_id: uuid.UUID | None = Field(
         description="The pinned snapshot; null when the binding follows the agent's active one."
     )
@@ -359,9 +358,9 @@ class BindingRead(BaseModel):
         description="The snapshot a node run would use now (the pin, or the active snapshot)."
     )
     resolved_version: int | None = Field(description="Version number of `resolved_snapshot_id`.")
-    node_job_config: WorkflowNodeJobConfig
-    created_by: str | None
-    updated_by: str | None
+    node_job_config: WorkflowNodeJobConfig = Field(description="The job the node gives.")
+    created_by: str | None = Field(description="Id of the API key that created the binding.")
+    updated_by: str | None = Field(description="Id of the API key that last changed it.")
     created_at: datetime
     updated_at: datetime
 

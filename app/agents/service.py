@@ -1,40 +1,23 @@
-"""Agent use cases: the roster, immutable config snapshots and the revision log.
+"""Agent use cases (the roster) and the building blocks every save uses.
 
 Functions take the request's session and never commit (the request dependency does); they raise
 `AppError`s before the first write whenever the request cannot succeed.
-
-Versions. A config snapshot is immutable and `(agent_id, version)` is unique, so a version
-number names exactly one config forever: a binding pinned to a snapshot, a runtime session or a
-run record that says "version 3" can never see that config change. Every save therefore inserts a
-new snapshot with the next version number and moves `agents.active_config_snapshot_id` to it.
-The two save operations differ in intent, which the revision records:
-
-- `save_current_version`: an edit of the version being worked on (the editor's "save"). The new
-  snapshot carries the active snapshot's `summary` and `version_note` forward unless the request
-  gives new ones, so a client can present a run of such saves as one evolving version.
-- `save_new_version`: a version the user chose to mark as new; nothing is carried forward.
-
-The alternative, rewriting the active snapshot in place, would break immutability, and keeping
-the number while inserting a row is impossible under the unique constraint.
-
-Revisions. Every save writes one `agent_config_revisions` row: `previous_snapshot_id` is the
-agent's active snapshot before the save (null for a new agent's first version; the *source*
-agent's active snapshot for `save_new_agent`), `current_snapshot_id` the active one after it.
-`save_to_roster` changes the agent's scope, not its config: its edge goes from the active
-snapshot to itself.
-
-Numbering. Version and revision numbers are per-agent `max + 1`, computed while the agent row is
-locked (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite every write transaction is serialized by
-`BEGIN IMMEDIATE`). The unique constraints on `(agent_id, version)` and `(agent_id, revision)`
-remain the last line of defence: a violation there is a bug and surfaces as a 500.
 
 Names. Active roster agents have unique names per tenant (a partial unique index). Inserts and
 renames run inside a SAVEPOINT; a unique violation that a re-read attributes to the name becomes
 409 `agent_name_taken`, so a concurrent create of the same name is reported correctly too.
 
+Numbering. `append_snapshot` gives a save the agent's next version and revision numbers
+(`max + 1`); its callers hold the agent row lock (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite
+every write transaction is serialized by `BEGIN IMMEDIATE`) or inserted the agent in the same
+transaction. The unique constraints on `(agent_id, version)` and `(agent_id, revision)` remain the
+last line of defence: a violation there is a bug and surfaces as a 500.
+
 Archived agents are read-only (409 `agent_archived` for edits and saves) but remain readable,
 copyable (`save-as`) and runnable through their existing bindings. `created_by`/`updated_by`/
 `archived_by` hold the id of the API key that made the change.
+
+The version operations (saves, save-as, save-to-roster, history) are in `app.agents.versions`.
 """
 
 from __future__ import annotations
@@ -52,17 +35,10 @@ from app.agents.schemas import (
     AgentCreate,
     AgentPage,
     AgentRead,
-    AgentSaveAs,
     AgentUpdate,
-    RevisionPage,
     RevisionRead,
     SaveResult,
-    SaveToRoster,
-    VersionPage,
     VersionRead,
-    VersionSave,
-    VersionSaveOperation,
-    VersionSummary,
     dump_config,
 )
 from app.errors import BadRequest, Conflict, NotFound
@@ -93,7 +69,7 @@ def agent_archived(agent: Agent) -> Conflict:
     )
 
 
-def _name_taken(name: str) -> Conflict:
+def name_taken(name: str) -> Conflict:
     return Conflict(
         f"an active roster agent named {name!r} already exists",
         code="agent_name_taken",
@@ -130,16 +106,14 @@ async def get_agent_row(
     return agent
 
 
-async def _editable_agent(
-    session: AsyncSession, tenant_id: uuid.UUID, agent_id: uuid.UUID
-) -> Agent:
+async def editable_agent(session: AsyncSession, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> Agent:
     agent = await get_agent_row(session, tenant_id, agent_id, lock=True)
     if agent.status is AgentStatus.ARCHIVED:
         raise agent_archived(agent)
     return agent
 
 
-async def _holds_roster_name(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> bool:
+async def holds_roster_name(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> bool:
     return await repository.get_active_roster_agent_by_name(session, tenant_id, name) is not None
 
 
@@ -161,8 +135,8 @@ async def insert_agent(
             session.add(agent)
             await session.flush()
     except IntegrityError:
-        if roster and await _holds_roster_name(session, tenant_id, name):
-            raise _name_taken(name) from None
+        if roster and await holds_roster_name(session, tenant_id, name):
+            raise name_taken(name) from None
         raise
     return await append_snapshot(
         session,
@@ -325,7 +299,7 @@ async def update_agent(
     session: AsyncSession, principal: Principal, agent_id: uuid.UUID, request: AgentUpdate
 ) -> AgentRead:
     """Change presentation fields. 409 `agent_archived`, 409 `agent_name_taken` on a rename."""
-    agent = await _editable_agent(session, principal.tenant_id, agent_id)
+    agent = await editable_agent(session, principal.tenant_id, agent_id)
     changes = request.model_dump(include=request.model_fields_set)
     name = changes.get("name", agent.name)
     roster = agent.scope is AgentScope.ROSTER
@@ -338,8 +312,8 @@ async def update_agent(
             agent.updated_by = actor(principal)
             await session.flush()
     except IntegrityError:
-        if roster and await _holds_roster_name(session, principal.tenant_id, name):
-            raise _name_taken(name) from None
+        if roster and await holds_roster_name(session, principal.tenant_id, name):
+            raise name_taken(name) from None
         raise
     return await _agent_read(session, agent)
 
@@ -356,174 +330,3 @@ async def archive_agent(
         agent.updated_by = actor(principal)
         await session.flush()
     return await _agent_read(session, agent)
-
-
-# --- versions and revisions ----------------------------------------------------------------------
-
-
-async def save_version(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, request: VersionSave
-) -> SaveResult:
-    """Save `request.config` as a new immutable snapshot and make it active (see the docstring).
-
-    Raises `agent_not_found` (404) and `agent_archived` (409).
-    """
-    agent = await _editable_agent(session, principal.tenant_id, agent_id)
-    previous = await active_snapshot(session, agent)
-    summary, version_note = request.summary, request.version_note
-    if request.operation is VersionSaveOperation.SAVE_CURRENT_VERSION:
-        summary = previous.summary if summary is None else summary
-        version_note = previous.version_note if version_note is None else version_note
-    saved = await append_snapshot(
-        session,
-        agent,
-        dump_config(request.config),
-        operation=request.operation.operation,
-        previous_snapshot_id=previous.id,
-        summary=summary,
-        version_note=version_note,
-        created_by=actor(principal),
-    )
-    return saved.read()
-
-
-async def save_as_new_agent(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, request: AgentSaveAs
-) -> SaveResult:
-    """Copy an agent (archived ones too) into a new agent: version 1, a `save_new_agent` revision.
-
-    The new agent takes the source's active config unless `request.config` is given, and its
-    presentation fields unless overridden. Its revision's `previous_snapshot_id` is the source's
-    active snapshot. A workflow-only copy stays attached to the source's workflow node; a roster
-    copy is attached to no workflow. Raises `agent_not_found` (404) and `agent_name_taken` (409).
-    """
-    source = await get_agent_row(session, principal.tenant_id, agent_id)
-    source_snapshot = await active_snapshot(session, source)
-    fields = request.model_fields_set
-    workflow_only = request.scope is AgentScope.WORKFLOW_ONLY
-    agent = Agent(
-        tenant_id=principal.tenant_id,
-        name=request.name,
-        description=request.description if request.description is not None else source.description,
-        icon_type=request.icon_type if "icon_type" in fields else source.icon_type,
-        icon=request.icon if "icon" in fields else source.icon,
-        icon_background=request.icon_background
-        if "icon_background" in fields
-        else source.icon_background,
-        scope=request.scope,
-        source=source.source,
-        app_id=source.app_id,
-        workflow_id=source.workflow_id if workflow_only else None,
-        workflow_node_id=source.workflow_node_id if workflow_only else None,
-        status=AgentStatus.ACTIVE,
-        created_by=actor(principal),
-        updated_by=actor(principal),
-    )
-    config = dump_config(request.config) if request.config is not None else source_snapshot.config
-    saved = await insert_agent(
-        session,
-        agent,
-        config,
-        operation=AgentConfigOperation.SAVE_NEW_AGENT,
-        previous_snapshot_id=source_snapshot.id,
-        summary=request.summary,
-        version_note=request.version_note,
-    )
-    return saved.read()
-
-
-async def save_to_roster(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, request: SaveToRoster
-) -> SaveResult:
-    """Promote a workflow-only agent to the roster, optionally renaming it.
-
-    Writes a `save_to_roster` revision from the active snapshot to itself (the config does not
-    change). Bindings to the agent are left as they are. Raises `agent_not_found` (404),
-    `agent_archived`, `already_in_roster` and `agent_name_taken` (409).
-    """
-    agent = await _editable_agent(session, principal.tenant_id, agent_id)
-    if agent.scope is AgentScope.ROSTER:
-        raise Conflict(
-            "the agent is already in the roster",
-            code="already_in_roster",
-            details={"agent_id": str(agent.id)},
-        )
-    snapshot = await active_snapshot(session, agent)
-    name = request.name or agent.name
-    try:
-        async with session.begin_nested():
-            agent.scope = AgentScope.ROSTER
-            agent.name = name
-            agent.updated_by = actor(principal)
-            await session.flush()
-    except IntegrityError:
-        if await _holds_roster_name(session, principal.tenant_id, name):
-            raise _name_taken(name) from None
-        raise
-    revision = AgentConfigRevision(
-        tenant_id=agent.tenant_id,
-        agent_id=agent.id,
-        previous_snapshot_id=snapshot.id,
-        current_snapshot_id=snapshot.id,
-        revision=await repository.next_revision(session, agent.id),
-        operation=AgentConfigOperation.SAVE_TO_ROSTER,
-        created_by=actor(principal),
-    )
-    session.add(revision)
-    await session.flush()
-    return Saved(agent, snapshot, revision).read()
-
-
-async def list_versions(
-    session: AsyncSession,
-    principal: Principal,
-    agent_id: uuid.UUID,
-    *,
-    before: int | None,
-    limit: int,
-) -> VersionPage:
-    agent = await get_agent_row(session, principal.tenant_id, agent_id)
-    rows = await repository.list_snapshots(
-        session, principal.tenant_id, agent.id, before=before, limit=limit + 1
-    )
-    page = rows[:limit]
-    return VersionPage(
-        items=[VersionSummary.from_row(row, agent.active_config_snapshot_id) for row in page],
-        next_cursor=page[-1].version if len(rows) > limit else None,
-    )
-
-
-async def get_version(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, version: int
-) -> VersionRead:
-    """One snapshot with its config; `agent_not_found` or `version_not_found` (404)."""
-    agent = await get_agent_row(session, principal.tenant_id, agent_id)
-    snapshot = await repository.get_snapshot_by_version(
-        session, principal.tenant_id, agent.id, version
-    )
-    if snapshot is None:
-        raise NotFound(
-            f"the agent has no version {version}",
-            code="version_not_found",
-            details={"version": version},
-        )
-    return VersionRead.from_row(snapshot, agent.active_config_snapshot_id)
-
-
-async def list_revisions(
-    session: AsyncSession,
-    principal: Principal,
-    agent_id: uuid.UUID,
-    *,
-    before: int | None,
-    limit: int,
-) -> RevisionPage:
-    agent = await get_agent_row(session, principal.tenant_id, agent_id)
-    rows = await repository.list_revisions(
-        session, principal.tenant_id, agent.id, before=before, limit=limit + 1
-    )
-    page = rows[:limit]
-    return RevisionPage(
-        items=[RevisionRead.from_row(row) for row in page],
-        next_cursor=page[-1].revision if len(rows) > limit else None,
-    )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from app.agents import service
+from app.agents import service, versions
 from app.agents.schemas import (
     AgentCreate,
     AgentPage,
@@ -131,7 +131,7 @@ async def archive_agent(agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal
 async def save_version(
     agent_id: uuid.UUID, body: VersionSave, db: Db, principal: CurrentPrincipal
 ) -> SaveResult:
-    return await service.save_version(db, principal, agent_id, body)
+    return await versions.save_version(db, principal, agent_id, body)
 
 
 @router.get(
@@ -149,7 +149,7 @@ async def list_versions(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> VersionPage:
-    return await service.list_versions(db, principal, agent_id, before=before, limit=limit)
+    return await versions.list_versions(db, principal, agent_id, before=before, limit=limit)
 
 
 @router.get(
@@ -163,7 +163,7 @@ async def list_versions(
 async def get_version(
     agent_id: uuid.UUID, version: int, db: ReadDb, principal: CurrentPrincipal
 ) -> VersionRead:
-    return await service.get_version(db, principal, agent_id, version)
+    return await versions.get_version(db, principal, agent_id, version)
 
 
 @router.get(
@@ -181,7 +181,7 @@ async def list_revisions(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RevisionPage:
-    return await service.list_revisions(db, principal, agent_id, before=before, limit=limit)
+    return await versions.list_revisions(db, principal, agent_id, before=before, limit=limit)
 
 
 @router.post(
@@ -197,7 +197,7 @@ async def list_revisions(
 async def save_as(
     agent_id: uuid.UUID, body: AgentSaveAs, db: Db, principal: CurrentPrincipal
 ) -> SaveResult:
-    return await service.save_as_new_agent(db, principal, agent_id, body)
+    return await versions.save_as_new_agent(db, principal, agent_id, body)
 
 
 @router.post(
@@ -216,4 +216,4 @@ async def save_as(
 async def save_to_roster(
     agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal, body: SaveToRoster | None = None
 ) -> SaveResult:
-    return await service.save_to_roster(db, principal, agent_id, body or SaveToRoster())
+    return await versions.save_to_roster(db, principal, agent_id, body or SaveToRoster())
