@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from app.cli_runs import runs_cli
 from app.config import Settings, get_settings
 
 cli = typer.Typer(
@@ -25,6 +26,7 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(runs_cli, name="runs")
 
 T = TypeVar("T")
 

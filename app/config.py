@@ -53,13 +53,16 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port of the HTTP server.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe level logged."
+    )
     log_format: Literal["json", "console"] = Field(
         default="json", description="json: one JSON object per line; console: for humans."
     )
     auto_migrate: bool = Field(
         default=True,
-        description="Upgrade the schema to head when `strata serve`/`strata worker` starts.",
+        description="Upgrade the schema to head when `strata serve`/`strata worker` starts. "
+        "Turn it off for fleets and run `strata migrate` once instead.",
     )
     bootstrap_default_tenant: bool = Field(
         default=True,
@@ -72,7 +75,12 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Request bodies above this size get 413."
     )
     db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
-    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Connecting (or waiting for a pooled connection) fails after this; the API "
+        "then answers 503 `database_unavailable`.",
+    )
 
     # --- worker --------------------------------------------------------------------------
     worker_concurrency: int = Field(
