@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import agents, bindings, health, runs, sessions
+from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import install_error_handlers
 from app.compositor import LayerProvider
@@ -50,4 +50,5 @@ def create_app(
     app.include_router(sessions.router)
     app.include_router(agents.router)
     app.include_router(bindings.router)
+    app.include_router(node_runs.router)
     return app

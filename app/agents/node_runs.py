@@ -1,0 +1,224 @@
+"""Node runs: "run node N of workflow run R with these inputs" becomes a normal run.
+
+`build_node_run` resolves binding → agent → effective config snapshot and builds the
+composition, always with the same layer names in the same order for a given binding, so the
+next node run of the same workflow run resumes the session's snapshot:
+
+    agent_soul_prompt        plain.prompt   the soul's system prompt
+    workflow_node_job_prompt plain.prompt   the node's job (mode + workflow prompt)
+    workflow_user_prompt     plain.prompt   the user prompt built from the inputs (per run)
+    execution_context        execution_context   tenant, app, workflow, run, node, agent ids
+    history                  pydantic_ai.history
+    ask_human                ask_human      only when human contacts are configured
+    llm                      llm.test (provider `test`) or llm.openai (a configured provider)
+    output                   output.json_schema   from the declared outputs (or the defaults)
+
+The run is attached to the runtime-session scope (workflow run, node, binding, agent), so
+sessions resume, retire and report busy exactly as for any session-scoped run. Errors: 404
+`binding_not_found`; 422 `agent_model_not_configured` when the soul names no model (and every
+other run validation error, e.g. `unknown_model_provider`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from app.agents.bindings import ResolvedBinding
+from app.errors import ValidationFailed
+from app.layers import TEST_PROVIDER
+from app.runs.schemas import (
+    CreateRunRequest,
+    DeferredToolResults,
+    RetryPolicy,
+    RunComposition,
+    RunLayerSpec,
+    RunLimits,
+    SessionScope,
+)
+from app.schemas.agent_config import (
+    AgentSoulConfig,
+    DeclaredOutputConfig,
+    JobMode,
+    OutputType,
+    WorkflowNodeJobConfig,
+)
+
+_FALLBACK_USER_PROMPT = "Carry out the job described in your instructions for this workflow step."
+
+
+class NodeRunInputs(BaseModel):
+    """What the workflow engine hands the node for this run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = Field(default=None, description="The workflow's user query, if any.")
+    previous_node_outputs: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Outputs of earlier nodes, by node id or label."
+    )
+
+
+class NodeRunRequest(BaseModel):
+    """`POST /v1/workflow-runs/{workflow_run_id}/nodes/{node_id}/runs`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str = Field(min_length=1, max_length=64)
+    workflow_version: str = Field(min_length=1, max_length=64)
+    node_execution_id: str = Field(min_length=1, max_length=64)
+    inputs: NodeRunInputs = Field(default_factory=NodeRunInputs)
+    deferred_tool_results: DeferredToolResults | None = None
+    limits: RunLimits = Field(default_factory=RunLimits)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+def build_node_run(
+    resolved: ResolvedBinding,
+    request: NodeRunRequest,
+    *,
+    tenant_id: str,
+    workflow_run_id: str,
+    node_id: str,
+) -> CreateRunRequest:
+    """The run request for one node execution (see the module docstring)."""
+    binding, agent, snapshot = resolved
+    soul = resolved.soul_config()
+    job = resolved.job_config()
+    if soul.model is None:
+        raise ValidationFailed(
+            f"agent {agent.name!r} has no model configured; save a version with `model`",
+            code="agent_model_not_configured",
+            details={"agent_id": str(agent.id), "snapshot_id": str(snapshot.id)},
+        )
+    layers = [
+        _prompt("agent_soul_prompt", prefix=soul.prompt.system_prompt),
+        _prompt("workflow_node_job_prompt", prefix=_job_prompt(job)),
+        _prompt("workflow_user_prompt", user=_user_prompt(request.inputs)),
+        RunLayerSpec(
+            name="execution_context",
+            type="execution_context",
+            config={
+                "tenant_id": tenant_id,
+                "app_id": binding.app_id,
+                "workflow_id": request.workflow_id,
+                "workflow_run_id": workflow_run_id,
+                "node_id": node_id,
+                "node_execution_id": request.node_execution_id,
+                "agent_id": str(agent.id),
+                "agent_config_snapshot_id": str(snapshot.id),
+                "invoke_from": "workflow_run",
+            },
+        ),
+        RunLayerSpec(name="history", type="pydantic_ai.history"),
+    ]
+    if soul.human.contacts or job.human_contacts:
+        layers.append(RunLayerSpec(name="ask_human", type="ask_human"))
+    layers.append(_model_layer(soul))
+    layers.append(
+        RunLayerSpec(
+            name="output",
+            type="output.json_schema",
+            config={"json_schema": declared_outputs_schema(job.effective_declared_outputs())},
+        )
+    )
+    return CreateRunRequest(
+        composition=RunComposition(layers=layers),
+        session=SessionScope(
+            app_id=binding.app_id,
+            workflow_id=request.workflow_id,
+            workflow_run_id=workflow_run_id,
+            node_id=node_id,
+            node_execution_id=request.node_execution_id,
+            binding_id=str(binding.id),
+            agent_id=str(agent.id),
+            agent_config_snapshot_id=str(snapshot.id),
+        ),
+        deferred_tool_results=request.deferred_tool_results,
+        limits=request.limits,
+        retry=request.retry,
+        metadata={
+            **request.metadata,
+            "workflow_run_id": workflow_run_id,
+            "node_id": node_id,
+            "node_execution_id": request.node_execution_id,
+            "binding_id": str(binding.id),
+            "agent_id": str(agent.id),
+            "agent_config_snapshot_id": str(snapshot.id),
+        },
+        idempotency_key=request.idempotency_key,
+    )
+
+
+def _prompt(name: str, *, prefix: str = "", user: str = "") -> RunLayerSpec:
+    return RunLayerSpec(name=name, type="plain.prompt", config={"prefix": prefix, "user": user})
+
+
+def _job_prompt(job: WorkflowNodeJobConfig) -> str:
+    if not job.workflow_prompt.strip():
+        return ""
+    if job.mode is JobMode.LET_AGENT_FIGURE_IT_OUT:
+        return f"Your goal in this workflow step (plan the steps yourself):\n{job.workflow_prompt}"
+    return f"Your job in this workflow step (follow these instructions):\n{job.workflow_prompt}"
+
+
+def _user_prompt(inputs: NodeRunInputs) -> str:
+    parts = []
+    if inputs.query:
+        parts.append(f"User query:\n{inputs.query}")
+    if inputs.previous_node_outputs:
+        rendered = "\n".join(
+            f"- {name}: {json.dumps(value, ensure_ascii=False)}"
+            for name, value in inputs.previous_node_outputs.items()
+        )
+        parts.append(f"Outputs of earlier workflow steps (for this run only):\n{rendered}")
+    return "\n\n".join(parts) or _FALLBACK_USER_PROMPT
+
+
+def _model_layer(soul: AgentSoulConfig) -> RunLayerSpec:
+    model = soul.model
+    assert model is not None
+    settings: dict[str, Any] = dict(model.settings or {})
+    if model.provider == TEST_PROVIDER:
+        # the deterministic model takes its demo knobs from the soul's model settings
+        allowed = {"reply", "latency_seconds", "call_tools", "tool_args", "stream_chunk_chars"}
+        return RunLayerSpec(
+            name="llm",
+            type="llm.test",
+            config={key: value for key, value in settings.items() if key in allowed},
+        )
+    return RunLayerSpec(
+        name="llm",
+        type="llm.openai",
+        config={"provider": model.provider, "model": model.model, "settings": settings},
+    )
+
+
+def declared_outputs_schema(outputs: tuple[DeclaredOutputConfig, ...]) -> dict[str, Any]:
+    """A JSON schema (type object) with one property per declared output."""
+    properties = {output.name: _output_schema(output) for output in outputs}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [output.name for output in outputs if output.required],
+        "additionalProperties": False,
+    }
+
+
+def _output_schema(output: DeclaredOutputConfig) -> dict[str, Any]:
+    schema = _type_schema(output.type)
+    if output.type is OutputType.ARRAY:
+        item = output.array_item.type if output.array_item is not None else OutputType.OBJECT
+        schema["items"] = _type_schema(item)
+    if output.description:
+        schema["description"] = output.description
+    return schema
+
+
+def _type_schema(kind: OutputType) -> dict[str, Any]:
+    if kind is OutputType.FILE:
+        return {"type": "string", "description": "a file reference"}
+    return {"type": kind.value}

@@ -1,0 +1,78 @@
+"""`POST /v1/workflow-runs/{workflow_run_id}/nodes/{node_id}/runs`: run a bound workflow node."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Response, status
+
+from app.agents.bindings import resolve_binding
+from app.agents.node_runs import NodeRunRequest, build_node_run
+from app.api.deps import Accepting, CurrentPrincipal, Db, State
+from app.api.errors import ErrorResponse
+from app.api.runs import run_read
+from app.runs import service
+from app.runs.schemas import RunRead
+
+router = APIRouter(prefix="/v1/workflow-runs", tags=["node runs"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RunRead, "description": "Replay of an earlier request with this key."},
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
+    404: {"model": ErrorResponse, "description": "`binding_not_found`."},
+    409: {"model": ErrorResponse, "description": "`session_busy`, `idempotency_key_reused`."},
+    422: {
+        "model": ErrorResponse,
+        "description": "`agent_model_not_configured`, or any run validation error.",
+    },
+}
+
+
+@router.post(
+    "/{workflow_run_id}/nodes/{node_id}/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Accepting],
+    summary="Run a workflow node's bound agent",
+    description=(
+        "Resolves the node's binding in `workflow_id`/`workflow_version` to the agent's config "
+        "snapshot (pinned or active), builds the composition (soul prompt, job prompt, a user "
+        "prompt from `inputs`, history, model, structured output from the declared outputs, "
+        "ask_human when human contacts are configured), attaches the runtime session of "
+        "(workflow run, node, binding, agent) and queues a normal run."
+    ),
+    responses=_RESPONSES,
+)
+async def create_node_run(
+    workflow_run_id: Annotated[str, Path(min_length=1, max_length=64)],
+    node_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: NodeRunRequest,
+    db: Db,
+    principal: CurrentPrincipal,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> RunRead:
+    resolved = await resolve_binding(
+        db, principal.tenant_id, body.workflow_id, body.workflow_version, node_id
+    )
+    request = build_node_run(
+        resolved,
+        body,
+        tenant_id=str(principal.tenant_id),
+        workflow_run_id=workflow_run_id,
+        node_id=node_id,
+    )
+    run, created = await service.create_run(
+        db,
+        principal=principal,
+        request=request,
+        idempotency_key=idempotency_key,
+        registry=state.registry,
+        settings=state.settings,
+        notifier=state.notifier,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return run_read(run)
