@@ -46,6 +46,4 @@ def query(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def client(base_url: str, key: str) -> httpx2.Client:
-    return httpx2.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    )
+    return httpx2.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)

@@ -114,7 +114,9 @@ def test_a_killed_worker_loses_no_run_and_retries_only_what_opted_in(
     assert all(runs[run_id]["attempt"] == 1 for run_id in survivors)
 
     session_run = next(run_id for run_id in ids if runs[run_id]["session_id"] is not None)
-    row = query(database_url, "SELECT status, session_snapshot FROM workflow_agent_runtime_sessions")
+    row = query(
+        database_url, "SELECT status, session_snapshot FROM workflow_agent_runtime_sessions"
+    )
     assert row[0]["status"] == "active"
     if session_run in lost:
         # failed by a lost worker: the previous snapshot is kept as it was
@@ -130,9 +132,7 @@ def test_a_paused_worker_that_lost_its_lease_cannot_write(
     http = client(api.base_url, key)
     body = chat("slow", llm={"latency_seconds": 3, "reply": "done"}, retry={"on_worker_lost": 1})
     run_id = http.post("/v1/runs", json=body).json()["id"]
-    wait_until(
-        lambda: _runs(database_url)[run_id]["status"] == "running", 10, "never claimed"
-    )
+    wait_until(lambda: _runs(database_url)[run_id]["status"] == "running", 10, "never claimed")
     stale.signal(signal.SIGSTOP)
     fresh = fleet.start_worker("worker-fresh")
 
@@ -184,9 +184,7 @@ def test_sigterm_on_a_busy_worker_leaves_no_run_running(
 
 def test_work_spreads_across_workers(fleet: Fleet, key: str, database_url: str) -> None:
     api = fleet.start_api()
-    workers = [
-        fleet.start_worker(f"w{i}", STRATA_WORKER_CONCURRENCY="4") for i in range(2)
-    ]
+    workers = [fleet.start_worker(f"w{i}", STRATA_WORKER_CONCURRENCY="4") for i in range(2)]
     http = client(api.base_url, key)
     ids = [
         http.post("/v1/runs", json=chat(f"{i}", llm={"latency_seconds": 0.5})).json()["id"]
@@ -194,9 +192,7 @@ def test_work_spreads_across_workers(fleet: Fleet, key: str, database_url: str) 
     ]
     for run_id in ids:
         assert http.get(f"/v1/runs/{run_id}/wait").json()["status"] == "succeeded"
-    events = query(
-        database_url, "SELECT data FROM run_events WHERE type = 'run_started'"
-    )
+    events = query(database_url, "SELECT data FROM run_events WHERE type = 'run_started'")
     pids = {int(row["data"]["worker"].split(":")[1]) for row in events}
     assert pids == {worker.pid for worker in workers}
 
@@ -207,17 +203,21 @@ def test_a_cancel_sent_to_another_api_process_stops_the_run(
     api_a = fleet.start_api("api-a")
     api_b = fleet.start_api("api-b")
     fleet.start_worker("worker")
-    run_id = client(api_a.base_url, key).post(
-        "/v1/runs", json=chat("long", llm={"latency_seconds": 30})
-    ).json()["id"]
+    run_id = (
+        client(api_a.base_url, key)
+        .post("/v1/runs", json=chat("long", llm={"latency_seconds": 30}))
+        .json()["id"]
+    )
     wait_until(lambda: _runs(database_url)[run_id]["status"] == "running", 10, "not claimed")
 
     response = client(api_b.base_url, key).post(f"/v1/runs/{run_id}/cancel")
     assert response.status_code == 200
 
-    run = client(api_a.base_url, key).get(
-        f"/v1/runs/{run_id}/wait", params={"timeout_seconds": 10}
-    ).json()
+    run = (
+        client(api_a.base_url, key)
+        .get(f"/v1/runs/{run_id}/wait", params={"timeout_seconds": 10})
+        .json()
+    )
     assert run["status"] == "cancelled"
     assert run["reason"] == "cancel_requested"
 

@@ -99,16 +99,16 @@ def test_a_postgresql_restart_is_503_meanwhile_and_loses_no_run(
     assert body["status"] in ("succeeded", "failed")
 
     # new work flows again, and a stream follows it to the end
-    fresh = wait_until(
-        lambda: _post_ok(http), 30, "the API did not recover after the restart"
-    )
+    fresh = wait_until(lambda: _post_ok(http), 30, "the API did not recover after the restart")
     with httpx2.stream(
         "GET",
         f"{api.base_url}/v1/runs/{fresh}/events/stream",
         headers={"Authorization": f"Bearer {key}"},
         timeout=30,
     ) as stream:
-        kinds = [line.split(": ", 1)[1] for line in stream.iter_lines() if line.startswith("event:")]
+        kinds = [
+            line.split(": ", 1)[1] for line in stream.iter_lines() if line.startswith("event:")
+        ]
     assert kinds[-1] == "run_succeeded"
 
 
