@@ -7,4 +7,9 @@ when `STRATA_TEST_DATABASE_URL` is set, PostgreSQL; see its docstring. `tests.ap
 starts the app on that database and gives an authenticated client.
 """
 
-pytest_plugins = ["tests.db_fixtures", "tests.api_fixtures"]
+pytest_plugins = [
+    "tests.db_fixtures",
+    "tests.api_fixtures",
+    "tests.fake_openai",
+    "tests.server_fixtures",
+]

@@ -52,7 +52,7 @@ _FALLBACK_USER_PROMPT = "Carry out the job described in your instructions for th
 class NodeRunInputs(BaseModel):
     """What the workflow engine hands the node for this run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     query: str | None = Field(default=None, description="The workflow's user query, if any.")
     previous_node_outputs: dict[str, JsonValue] = Field(
@@ -63,7 +63,7 @@ class NodeRunInputs(BaseModel):
 class NodeRunRequest(BaseModel):
     """`POST /v1/workflow-runs/{workflow_run_id}/nodes/{node_id}/runs`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     workflow_id: str = Field(min_length=1, max_length=64)
     workflow_version: str = Field(min_length=1, max_length=64)

@@ -37,7 +37,7 @@ IconBackground = Annotated[str, StringConstraints(max_length=32)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- requests ------------------------------------------------------------------------------------

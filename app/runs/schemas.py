@@ -22,7 +22,7 @@ LayerName = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ExitIntentName(StrEnum):
@@ -104,7 +104,7 @@ class CreateRunRequest(_Strict):
     """`POST /v1/runs`."""
 
     composition: RunComposition
-    session_snapshot: dict[str, Any] | None = Field(
+    session_snapshot: dict[str, JsonValue] | None = Field(
         default=None, description="The snapshot a previous run of this agent session returned."
     )
     session: SessionScope | None = None

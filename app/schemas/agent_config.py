@@ -39,7 +39,7 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
 
 
 class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- AgentSoulConfig ---------------------------------------------------------------------------

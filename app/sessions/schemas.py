@@ -41,7 +41,7 @@ class SessionPage(BaseModel):
 
 
 class RetireOne(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     wait_seconds: float = Field(
         default=30.0,

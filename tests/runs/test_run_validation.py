@@ -240,3 +240,14 @@ def test_an_oversized_body_is_413(api_factory) -> None:  # type: ignore[no-untyp
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_non_finite_numbers_are_422_and_not_stored(api: Api) -> None:
+    body = b'{"composition": {"layers": [{"name": "llm", "type": "llm.test"}]}, "metadata": {"x": NaN}}'
+    response = api.client.post(
+        "/v1/runs", content=body, headers={**api.headers(), "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "request_invalid"
+    assert api.client.get("/v1/runs", headers=api.headers()).json()["items"] == []
