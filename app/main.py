@@ -10,11 +10,25 @@ from fastapi import FastAPI
 from app import __version__
 from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
-from app.api.errors import install_error_handlers
+from app.api.errors import ErrorResponse, install_error_handlers
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
 from app.layers import LayerRegistry
 from app.lifespan import lifespan
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "`payload_too_large`."},
+    422: {
+        "model": ErrorResponse,
+        "description": "`request_invalid` (the body, path or query does not match the schema; "
+        "`details.errors` lists the fields) or a domain validation code.",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "`database_unavailable` or `shutting_down`; retry after `Retry-After`.",
+    },
+}
+"""Error responses every `/v1` route can give, in the one error shape."""
 
 
 def create_app(
@@ -46,9 +60,6 @@ def create_app(
     app.state.registry = registry or LayerRegistry.default(settings, extra=extra_layer_providers)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(runs.router)
-    app.include_router(sessions.router)
-    app.include_router(agents.router)
-    app.include_router(bindings.router)
-    app.include_router(node_runs.router)
+    for router in (runs.router, sessions.router, agents.router, bindings.router, node_runs.router):
+        app.include_router(router, responses=COMMON_ERRORS)
     return app

@@ -171,3 +171,18 @@ def test_strata_bootstrap_prints_a_key_once(tmp_path: Path) -> None:
     )
     assert "tenant=acme" in listed.stdout and "tenant=default" in listed.stdout
     assert created.stdout.strip() not in listed.stdout
+
+
+def test_openapi_describes_the_one_error_shape_on_every_route() -> None:
+    app = create_app(Settings(_env_file=None, database_url="sqlite+aiosqlite:///:memory:"))  # type: ignore[call-arg]
+    spec = app.openapi()
+
+    assert not [name for name in spec["components"]["schemas"] if "ValidationError" in name]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), (method, path)
+            if not path.startswith("/v1/"):
+                continue
+            for status in ("401", "422"):
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)

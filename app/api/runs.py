@@ -59,6 +59,22 @@ def run_read(run: Run) -> RunRead:
     )
 
 
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+# Errors of the event stream are JSON, not events: spell out their media type, or OpenAPI
+# would list them under the route's text/event-stream.
+_SSE_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": description, "content": _JSON_ERROR}
+    for code, description in [
+        (400, "`invalid_last_event_id`."),
+        (401, "Missing or invalid API key."),
+        (404, "No such run for this tenant."),
+        (413, "`payload_too_large`."),
+        (422, "`request_invalid`."),
+        (503, "`database_unavailable` or `shutting_down`."),
+    ]
+}
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -232,7 +248,7 @@ async def _existing_run(run_id: uuid.UUID, principal: CurrentPrincipal, state: S
         "live ones, with keep-alive comments while idle. The stream closes right after the "
         "terminal event; reconnect with `Last-Event-ID` to resume without gaps or repeats."
     ),
-    responses=_ERRORS,
+    responses=_SSE_ERRORS,
 )
 async def stream_events(
     run_id: Annotated[uuid.UUID, Depends(_existing_run)],

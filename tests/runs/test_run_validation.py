@@ -243,7 +243,10 @@ def test_an_oversized_body_is_413(api_factory) -> None:  # type: ignore[no-untyp
 
 
 def test_non_finite_numbers_are_422_and_not_stored(api: Api) -> None:
-    body = b'{"composition": {"layers": [{"name": "llm", "type": "llm.test"}]}, "metadata": {"x": NaN}}'
+    body = (
+        b'{"composition": {"layers": [{"name": "llm", "type": "llm.test"}]},'
+        b' "metadata": {"x": NaN}}'
+    )
     response = api.client.post(
         "/v1/runs", content=body, headers={**api.headers(), "Content-Type": "application/json"}
     )
