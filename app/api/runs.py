@@ -252,13 +252,9 @@ async def _existing_run(run_id: uuid.UUID, principal: CurrentPrincipal, state: S
 )
 async def stream_events(
     run_id: Annotated[uuid.UUID, Depends(_existing_run)],
+    start: Annotated[int, Depends(_stream_start)],
     state: State,
-    after: Annotated[
-        int | None, Query(ge=0, description="Exclusive cursor; wins over the header.")
-    ] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> AsyncIterable[ServerSentEvent]:
-    start = after if after is not None else _parse_last_event_id(last_event_id)
     async for event in service.follow_events(
         state.read_session_factory,
         state.notifier,
@@ -272,6 +268,20 @@ async def stream_events(
             yield ServerSentEvent(
                 raw_data=event.model_dump_json(), event=event.type, id=str(event.seq)
             )
+
+
+def _stream_start(
+    after: Annotated[
+        int | None, Query(ge=0, description="Exclusive cursor; wins over the header.")
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="The last seq a client received.")
+    ] = None,
+) -> int:
+    """The exclusive start cursor, checked before the stream starts (a bad one is a 400)."""
+    if after is not None:
+        return after
+    return _parse_last_event_id(last_event_id)
 
 
 def _parse_last_event_id(value: str | None) -> int:

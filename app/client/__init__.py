@@ -38,6 +38,9 @@ Errors, all `StrataError`:
 - `StrataStreamError`: an event stream gave up, or broke the protocol; `last_seq` says where to
   resume.
 
+`SSEDecoder` (the clients' incremental `text/event-stream` parser) and `TERMINAL_EVENT_TYPES` are
+public for callers that read a stream themselves.
+
 The clients are context managers (`with` / `async with`) that close the `httpx2` client they
 created; a client passed in as `http_client` stays open, since its owner closes it.
 """

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any
 
@@ -109,7 +110,7 @@ class AsyncStrataClient:
 
     async def iter_runs(
         self, status: StatusFilter = None, *, page_size: int = 50
-    ) -> AsyncIterator[RunRead]:
+    ) -> AsyncGenerator[RunRead, None]:
         """Every run of the tenant, newest first, fetching pages as the iteration goes."""
         cursor: str | None = None
         while True:
@@ -167,7 +168,7 @@ class AsyncStrataClient:
         *,
         max_reconnects: int = 3,
         reconnect_delay_seconds: float = 0.5,
-    ) -> AsyncIterator[RunEventRead]:
+    ) -> AsyncGenerator[RunEventRead, None]:
         """The run's events with `seq > after`, live, ending with its terminal event.
 
         Reads the SSE stream and reconnects with `Last-Event-ID` after a transport error, a 5xx
@@ -181,8 +182,10 @@ class AsyncStrataClient:
         while True:
             seen = cursor.last_seq
             try:
-                async for event in self._stream_once(url, cursor):
-                    yield event
+                # aclosing: leaving this generator early closes the response at once.
+                async with aclosing(self._stream_once(url, cursor)) as events:
+                    async for event in events:
+                        yield event
                 if cursor.finished:
                     return
                 failure: Exception = cursor.error("the stream ended before the terminal event")
@@ -195,7 +198,9 @@ class AsyncStrataClient:
                 raise cursor.gave_up(failures) from failure
             await asyncio.sleep(reconnect_delay_seconds)
 
-    async def _stream_once(self, url: str, cursor: EventCursor) -> AsyncIterator[RunEventRead]:
+    async def _stream_once(
+        self, url: str, cursor: EventCursor
+    ) -> AsyncGenerator[RunEventRead, None]:
         headers = self._config.headers(cursor.stream_headers())
         async with self._http.stream(
             "GET", url, headers=headers, timeout=self._config.timeout

@@ -71,13 +71,13 @@ def api_error(response: httpx2.Response) -> StrataAPIError:
     """The error a (read) error response stands for."""
     status = response.status_code
     try:
-        body = response.json()
-        error = body["error"]
-        return StrataAPIError(
-            status, str(error["code"]), str(error["message"]), dict(error.get("details") or {})
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
+        error = response.json()["error"]
+        code, message, details = error["code"], error["message"], error.get("details")
+    except (ValueError, KeyError, TypeError):
         return StrataAPIError(status, f"http_{status}", response.text[:1000])
+    return StrataAPIError(
+        status, str(code), str(message), details if isinstance(details, dict) else {}
+    )
 
 
 def parse_response(response: httpx2.Response, model: type[Model]) -> Model:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -100,7 +100,9 @@ class StrataClient:
             params.append(("cursor", cursor))
         return parse_response(self._send("GET", self._config.url(), params=params), RunPage)
 
-    def iter_runs(self, status: StatusFilter = None, *, page_size: int = 50) -> Iterator[RunRead]:
+    def iter_runs(
+        self, status: StatusFilter = None, *, page_size: int = 50
+    ) -> Generator[RunRead, None, None]:
         """Every run of the tenant, newest first, fetching pages as the iteration goes."""
         cursor: str | None = None
         while True:
@@ -157,7 +159,7 @@ class StrataClient:
         *,
         max_reconnects: int = 3,
         reconnect_delay_seconds: float = 0.5,
-    ) -> Iterator[RunEventRead]:
+    ) -> Generator[RunEventRead, None, None]:
         """The run's events with `seq > after`, live, ending with its terminal event.
 
         Reads the SSE stream and reconnects with `Last-Event-ID` after a transport error, a 5xx

@@ -116,8 +116,10 @@ class _FencedSink:
 
     Text deltas are buffered and written as one `agent_message_delta` event when
     `event_text_flush_seconds` passed since the first buffered delta, when the buffer reaches
-    `event_text_flush_chars`, or before any other event. A write that matches no row (stale fence)
-    aborts the execution through the cancel signal.
+    `event_text_flush_chars`, or before any other event. Writes are serialized by one lock, in
+    order, and `flush()` returns only after every earlier write finished, so the runner's final
+    flush completes before the terminal event is committed. A write that matches no row (stale
+    fence) aborts the execution through the cancel signal.
     """
 
     def __init__(self, worker: Worker, fence: Fence, cancel: CancelSignal) -> None:
@@ -130,8 +132,10 @@ class _FencedSink:
         self._lock = asyncio.Lock()
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        await self.flush()
-        await self._write(event_type, data)
+        self._cancel_timer()
+        async with self._lock:
+            await self._flush_locked()
+            await self._write_locked(event_type, data)
 
     async def text_delta(self, text: str) -> None:
         if not text:
@@ -145,34 +149,44 @@ class _FencedSink:
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._worker.settings.event_text_flush_seconds)
+        # From here on nobody cancels this task: `_flush_task` is only set while it sleeps,
+        # so a write is never interrupted halfway.
         self._flush_task = None
         await self.flush()
 
-    async def flush(self) -> None:
-        if self._flush_task is not None and self._flush_task is not asyncio.current_task():
-            self._flush_task.cancel()
+    def _cancel_timer(self) -> None:
+        task = self._flush_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
             self._flush_task = None
+
+    async def flush(self) -> None:
+        """Write buffered text now; returns after any write already in progress, too."""
+        self._cancel_timer()
+        async with self._lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         if not self._buffer:
             return
         text, self._buffer, self._buffered = "".join(self._buffer), [], 0
-        await self._write("agent_message_delta", {"delta": text})
+        await self._write_locked("agent_message_delta", {"delta": text})
 
-    async def _write(self, event_type: str, data: dict[str, Any]) -> None:
+    async def _write_locked(self, event_type: str, data: dict[str, Any]) -> None:
         if self._cancel.reason == "lease_lost":
             return
-        async with self._lock:
-            try:
-                async with unit_of_work(self._worker.session_factory) as session:
-                    seq = await repository.append_event(
-                        session, self._fence.run_id, event_type, data, fence=self._fence
+        try:
+            async with unit_of_work(self._worker.session_factory) as session:
+                seq = await repository.append_event(
+                    session, self._fence.run_id, event_type, data, fence=self._fence
+                )
+                if seq is not None:
+                    await self._worker.notifier.notify_in_transaction(
+                        session, run_topic(self._fence.run_id)
                     )
-                    if seq is not None:
-                        await self._worker.notifier.notify_in_transaction(
-                            session, run_topic(self._fence.run_id)
-                        )
-            except Exception as exc:  # the database is down: lose the event, not the run
-                log.warning("event_write_failed", run_id=str(self._fence.run_id), error=str(exc))
-                return
+        except Exception as exc:  # the database is down: lose the event, not the run
+            log.warning("event_write_failed", run_id=str(self._fence.run_id), error=str(exc))
+            return
         if seq is None:
             self._cancel.set("lease_lost")
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -285,6 +285,9 @@ async def follow_events(
         while True:
             try:
                 async with session_factory() as session:
+                    # the status is read first: a terminal event committed after this read is
+                    # still found by the events query below
+                    status = await session.scalar(select(Run.status).where(Run.id == run_id))
                     events = await repository.list_events(session, run_id, after=cursor, limit=500)
             except Exception as error:
                 if not is_database_unavailable(error):
@@ -297,6 +300,8 @@ async def follow_events(
                 yield event_read(event)
                 if event.type in TERMINAL_EVENT_TYPES:
                     return
+            if not events and (status is None or status.is_terminal):
+                return  # resumed at or after the terminal event: nothing more will come
             if len(events) == 500:
                 continue
             if not await wake.wait(keepalive_seconds):
