@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -63,30 +65,50 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_strata_serve_answers_healthz_on_the_configured_port(tmp_path: Path) -> None:
+def test_strata_serve_on_a_fresh_file_migrates_prints_a_key_and_runs(tmp_path: Path) -> None:
+    """The embedded default, as a new user starts it: no step before `strata serve`."""
     port = _free_port()
-    env = {**os.environ, "STRATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/s.db"}
-    env.pop("STRATA_TEST_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    env["STRATA_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/s.db"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                response = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                response = httpx2.get(f"{base}/healthz", timeout=1)
                 break
             except httpx2.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise
+                    raise AssertionError(log_path.read_text()) from None
                 time.sleep(0.1)
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
+        assert httpx2.get(f"{base}/readyz", timeout=5).json()["status"] == "ready"
+
+        key = re.search(r"sk-strata-[A-Za-z0-9_-]+", log_path.read_text())
+        assert key is not None, log_path.read_text()
+        headers = {"Authorization": f"Bearer {key.group(0)}"}
+        body = json.loads((REPO / "examples" / "hello.json").read_text())
+        created = httpx2.post(f"{base}/v1/runs", json=body, headers=headers, timeout=10)
+        assert created.status_code == 202
+        run = httpx2.get(
+            f"{base}/v1/runs/{created.json()['id']}/wait",
+            params={"timeout_seconds": 20},
+            headers=headers,
+            timeout=30,
+        ).json()
+        assert run["status"] == "succeeded"
+        assert run["output"] == "echo #1: Say hello to Strata."
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -7,6 +7,7 @@ Real processes on PostgreSQL: one `strata serve --no-worker` and `strata worker`
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from typing import Any
 
@@ -233,3 +234,54 @@ def test_the_api_refuses_new_runs_with_429_when_a_tenant_queue_is_full(
     response = http.post("/v1/runs", json=chat())
     assert response.json()["error"]["code"] == "queue_full"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_stream_served_by_the_api_follows_a_worker_process_live(
+    fleet: Fleet, key: str, database_url: str
+) -> None:
+    api = fleet.start_api()
+    fleet.start_worker("worker")
+    http = client(api.base_url, key)
+    body = chat("talk", llm={"reply": "y" * 60, "stream_chunk_chars": 6, "latency_seconds": 1})
+    run_id = http.post("/v1/runs", json=body).json()["id"]
+
+    received: list[tuple[float, str]] = []
+    with http.stream("GET", f"/v1/runs/{run_id}/events/stream") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                received.append((time.monotonic(), line.split(": ", 1)[1]))
+    kinds = [kind for _, kind in received]
+
+    assert kinds[0] == "run_queued"
+    assert kinds[-1] == "run_succeeded"
+    assert "agent_message_delta" in kinds
+    # the stream was open before the worker produced its events: they arrived live, over
+    # LISTEN/NOTIFY from the worker process, spread over the model's latency
+    assert received[-1][0] - received[0][0] > 0.5
+
+
+def test_sigterm_on_the_api_finishes_open_requests_and_exits(
+    fleet: Fleet, key: str, database_url: str
+) -> None:
+    api = fleet.start_api(STRATA_SHUTDOWN_GRACE_SECONDS="5")
+    http = client(api.base_url, key)
+    run_id = http.post("/v1/runs", json=chat()).json()["id"]  # no worker: stays queued
+    result: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        with client(api.base_url, key) as waiter:
+            response = waiter.get(f"/v1/runs/{run_id}/wait", params={"timeout_seconds": 2})
+            result["status"] = response.status_code
+            result["run"] = response.json()
+
+    thread = threading.Thread(target=long_poll)
+    thread.start()
+    time.sleep(0.5)
+    api.signal(signal.SIGTERM)
+    thread.join(timeout=15)
+
+    assert result["status"] == 200
+    assert result["run"]["status"] == "queued"
+    # uvicorn shuts down cleanly, then re-raises the signal it caught (exit by SIGTERM)
+    assert api.wait_exit(15) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in api.log()
