@@ -150,12 +150,12 @@ def sqlite_path(url: str) -> Path:
 
 
 def _fold_wal_into_main_file(path: Path) -> None:
-    # The engine puts the database in WAL mode; fold the log back into the main file and leave
-    # WAL mode so that the template is one self-contained file to copy.
+    # Fold the write-ahead log into the main file so the template is one self-contained file
+    # to copy. The file stays in WAL mode (a property of the file), so the copies need no
+    # journal-mode switch when the app opens them, which would race between connections.
     connection = sqlite3.connect(path)
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        connection.execute("PRAGMA journal_mode=DELETE")
     finally:
         connection.close()
 
