@@ -208,3 +208,23 @@ def test_openapi_describes_the_one_error_shape_on_every_route() -> None:
             for status in ("401", "422"):
                 schema = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+
+
+def test_an_unreachable_database_is_503_on_a_connection_that_stays_open() -> None:
+    # nothing listens on port 1: every connection attempt is refused at once
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+        db_connect_timeout_seconds=1,
+    )
+    with TestClient(create_app(settings, run_worker=False)) as client:
+        headers = {"Authorization": "Bearer sk-strata-any"}
+        first = client.get("/v1/runs", headers=headers)
+        second = client.post("/v1/runs", json={}, headers=headers)
+        ready = client.get("/readyz")
+
+    assert first.status_code == 503
+    assert first.json()["error"]["code"] == "database_unavailable"
+    assert first.headers["Retry-After"] == "1"
+    assert second.status_code in (422, 503)
+    assert ready.status_code == 503

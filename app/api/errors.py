@@ -21,6 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import is_database_unavailable
@@ -107,9 +109,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if is_database_unavailable(exc):
             return await _database_unavailable(request, exc)
         log.exception("unhandled_error", path=request.url.path, error_class=type(exc).__name__)
         return error_response(500, "internal_error", "internal server error")
+
+    # Registered per class (not only under `Exception`): Starlette answers handlers for
+    # `Exception` from its outermost middleware and then re-raises, which closes the client's
+    # keep-alive connection; a database outage must be a plain 503 on a healthy connection.
+    for exc_class in (OSError, DBAPIError, PoolTimeoutError):
+        app.add_exception_handler(exc_class, _database_error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return await _database_error(request, exc)
