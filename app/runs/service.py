@@ -87,16 +87,6 @@ async def create_run(
         )
     now = utcnow()
     run_id = new_id()
-    session_id = attach_session.id if attach_session is not None else None
-    if request.session is not None:
-        row = await scope.occupy(
-            session,
-            principal.tenant_id,
-            request.session,
-            run_id=run_id,
-            expected_snapshot=snapshot,
-        )
-        session_id = row.id
     run = Run(
         id=run_id,
         tenant_id=principal.tenant_id,
@@ -119,7 +109,7 @@ async def create_run(
             **(extra_inputs or {}),
         },
         session_snapshot_in=snapshot,
-        session_id=session_id,
+        session_id=attach_session.id if attach_session is not None else None,
         idempotency_key=key,
         request_fingerprint=fingerprint,
         metadata_=request.metadata,
@@ -127,14 +117,25 @@ async def create_run(
         queued_at=now,
         updated_at=now,
     )
+    # One savepoint for occupying the session and inserting the run: a concurrent duplicate
+    # (same idempotency key) rolls back both, so no session is left pointing at a phantom run.
     try:
         async with session.begin_nested():
+            if request.session is not None:
+                row = await scope.occupy(
+                    session,
+                    principal.tenant_id,
+                    request.session,
+                    run_id=run_id,
+                    expected_snapshot=snapshot,
+                )
+                run.session_id = row.id
             session.add(run)
             await session.flush()
-    except IntegrityError:
-        if key is None:
-            raise
-        existing = await repository.get_run_by_key(session, principal.tenant_id, key)
+    except (IntegrityError, Conflict):
+        existing = (
+            await repository.get_run_by_key(session, principal.tenant_id, key) if key else None
+        )
         if existing is None:
             raise
         return _replay(existing, fingerprint), False

@@ -246,3 +246,24 @@ def _session_of(api: Api, run_id: str) -> str:
     run = api.client.get(f"/v1/runs/{run_id}", headers=api.headers()).json()
     session_id: str = run["session_id"]
     return session_id
+
+
+def test_concurrent_retries_of_one_session_run_replay_it_and_leave_the_session_consistent(
+    api_factory: ApiFactory,
+) -> None:
+    api = api_factory(run_worker=False)
+    barrier = threading.Barrier(6)
+    headers = {**api.headers(), "Idempotency-Key": "wr-1:exec-1:attempt-1"}
+
+    def post(_: int) -> Any:
+        barrier.wait()
+        return api.client.post("/v1/runs", json=node_run("hi"), headers=headers)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(post, range(6)))
+
+    assert sorted(r.status_code for r in responses) == [200] * 5 + [202]
+    run_ids = {r.json()["id"] for r in responses}
+    assert len(run_ids) == 1
+    [row] = sessions(api)
+    assert row["current_run_id"] == run_ids.pop()
