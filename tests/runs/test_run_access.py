@@ -87,3 +87,26 @@ def test_a_malformed_cursor_is_400(api: Api) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_a_shutting_down_api_refuses_new_runs_with_503(api: Api) -> None:
+    api.client.app.state.strata.accepting = False  # what SIGTERM does first (see app/cli.py)
+
+    refused = api.post_run(chat())
+    listed = api.client.get("/v1/runs", headers=api.headers())
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "shutting_down"
+    assert refused.headers["Retry-After"] == "1"
+    assert listed.status_code == 200  # reads still work while open requests finish
+    assert listed.json()["items"] == []
+
+
+def test_default_timings_detect_a_dead_worker_within_30_seconds() -> None:
+    from app.config import Settings
+
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    # a lease lapses `lease_seconds` after the last heartbeat; a sweep notices it at most
+    # `sweep_seconds` later
+    assert defaults.lease_seconds + defaults.sweep_seconds <= 30
+    assert defaults.heartbeat_seconds * 3 <= defaults.lease_seconds
