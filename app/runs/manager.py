@@ -505,11 +505,26 @@ async def commit_terminal(
 async def sweep_lost_runs(
     session_factory: SessionFactory, notifier: Notifier, *, batch: int = 100
 ) -> int:
-    """Fail (or requeue, when a retry is allowed) runs whose lease lapsed. Returns how many."""
+    """Settle runs whose lease lapsed (their worker is gone). Returns how many.
+
+    A run being cancelled ends `cancelled`; one that allowed a retry is queued again as the next
+    attempt; any other ends `failed` with `error_type=worker_lost`.
+    """
     async with unit_of_work(session_factory) as session:
         lost = await repository.expired_leases(session, now=utcnow(), limit=batch)
         for run in lost:
-            if run.attempt < run.max_attempts:
+            retried = False
+            if run.status is RunStatus.CANCELLING:
+                # a cancel was asked for: honour it, never start the run again
+                outcome = RunOutcome(
+                    status=RunStatus.CANCELLED,
+                    error=run.cancel_reason or "the run was cancelled",
+                    error_type=ErrorType.CANCELLED,
+                    reason="cancel_requested",
+                )
+                await commit_terminal(session, notifier, run, outcome)
+            elif run.attempt < run.max_attempts:
+                retried = True
                 await repository.append_event(
                     session,
                     run.id,
@@ -541,10 +556,5 @@ async def sweep_lost_runs(
                     reason=ErrorType.WORKER_LOST,
                 )
                 await commit_terminal(session, notifier, run, outcome)
-            log.warning(
-                "run_lost",
-                run_id=str(run.id),
-                attempt=run.attempt,
-                retried=run.attempt < run.max_attempts,
-            )
+            log.warning("run_lost", run_id=str(run.id), attempt=run.attempt, retried=retried)
         return len(lost)
