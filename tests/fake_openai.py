@@ -49,6 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from app.layers.llm import example_for_schema
+
 __all__ = [
     "ErrorReply",
     "FakeOpenAI",
@@ -324,38 +326,12 @@ def _default_reply(request: RecordedRequest) -> Reply:
     answered = bool(messages) and messages[-1].get("role") == "tool"
     if request.tools and not answered:
         function = request.tools[0].get("function", {})
-        arguments = _example_value(function.get("parameters") or {})
+        arguments = example_for_schema(function.get("parameters") or {})
         return ToolCallsReply(
             (ToolCall(function.get("name", ""), arguments if isinstance(arguments, dict) else {}),)
         )
     users = request.user_texts
     return TextReply(f"fake reply to: {users[-1] if users else ''}")
-
-
-def _example_value(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None) -> Any:
-    defs = schema.get("$defs", {}) if defs is None else defs
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _example_value(defs.get(ref.removeprefix("#/$defs/"), {}), defs)
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return _example_value(schema[key][0], defs)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or "properties" in schema:
-        properties = schema.get("properties", {})
-        return {
-            name: _example_value(properties.get(name, {}), defs)
-            for name in schema.get("required", [])
-        }
-    return {"string": "test", "integer": 0, "number": 0, "boolean": False, "array": []}.get(
-        str(kind)
-    )
 
 
 def _words(text: str) -> int:

@@ -140,9 +140,13 @@ def _count_responses(messages: list[ModelMessage]) -> int:
 
 
 def _example_args(tool: ToolDefinition) -> dict[str, Any]:
-    schema = tool.parameters_json_schema
-    value = _example_value(schema, schema.get("$defs", {}))
+    value = example_for_schema(tool.parameters_json_schema)
     return value if isinstance(value, dict) else {}
+
+
+def example_for_schema(schema: Mapping[str, Any]) -> Any:
+    """A small value that satisfies a simple JSON schema (required fields only, local refs)."""
+    return _example_value(schema, schema.get("$defs", {}))
 
 
 def _example_value(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
