@@ -329,7 +329,7 @@ class Worker:
             if cancel.reason == "lease_lost":
                 log.warning("run_lease_lost", run_id=str(job.run_id), attempt=job.attempt)
                 return
-            await self._finish(fence, outcome, cancel)
+            await self._finish(fence, outcome)
         finally:
             self._in_flight.pop(job.run_id, None)
             self.metrics.in_flight.set(len(self._in_flight))
@@ -370,12 +370,12 @@ class Worker:
         elif run.status.is_terminal:
             cancel.set("lease_lost")
 
-    async def _finish(self, fence: Fence, outcome: RunOutcome, cancel: CancelSignal) -> None:
+    async def _finish(self, fence: Fence, outcome: RunOutcome) -> None:
         delay = 0.2
         deadline = asyncio.get_running_loop().time() + max(self.settings.lease_seconds * 3, 30)
         while True:
             try:
-                await self._commit_terminal(fence, outcome, cancel)
+                await self._commit_terminal(fence, outcome)
                 return
             except Exception as exc:
                 if asyncio.get_running_loop().time() > deadline:
@@ -385,9 +385,7 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _commit_terminal(
-        self, fence: Fence, outcome: RunOutcome, cancel: CancelSignal
-    ) -> None:
+    async def _commit_terminal(self, fence: Fence, outcome: RunOutcome) -> None:
         async with unit_of_work(self.session_factory) as session:
             run = await repository.lock_for_finish(session, fence)
             if run is None:
@@ -395,8 +393,6 @@ class Worker:
                 return
             if run.status is RunStatus.CANCELLING and outcome.status is not RunStatus.CANCELLED:
                 outcome = cancelled_outcome(outcome, run.cancel_reason, "cancel_requested")
-            elif outcome.status is RunStatus.CANCELLED and cancel.reason == "shutdown":
-                outcome.reason = "shutdown"
             await commit_terminal(session, self.notifier, run, outcome)
             started = run.started_at
         self.metrics.runs_finished.labels(status=outcome.status.value).inc()
@@ -459,7 +455,6 @@ def cancelled_outcome(outcome: RunOutcome, message: str | None, reason: str) -> 
         error=message or "the run was cancelled",
         error_type=ErrorType.CANCELLED,
         reason=reason,
-        extra=outcome.extra,
     )
 
 

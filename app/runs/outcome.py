@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.models import RunStatus
@@ -33,8 +33,6 @@ class RunOutcome:
     error: str | None = None
     error_type: str | None = None
     reason: str | None = None
-    # The composition replayable without secrets, saved with a session (runtime sessions).
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
         """The terminal event's data: the fields that apply to this status."""

@@ -214,13 +214,11 @@ async def expired_leases(session: AsyncSession, *, now: datetime, limit: int) ->
     )
 
 
-async def lock_run(session: AsyncSession, run_id: uuid.UUID) -> Run:
-    """Re-read a run with a row lock (PostgreSQL) for a state change."""
-    run = await session.scalar(
+async def lock_run(session: AsyncSession, run_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Run | None:
+    """The tenant's run, (re-)read with a row lock (PostgreSQL) for a state change."""
+    return await session.scalar(
         select(Run)
-        .where(Run.id == run_id)
+        .where(Run.id == run_id, Run.tenant_id == tenant_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert run is not None
-    return run

@@ -176,10 +176,9 @@ async def cancel_run(
     Idempotent for runs already cancelling or cancelled; `Conflict` (`run_already_finished`)
     when the run succeeded, paused or failed.
     """
-    run = await repository.get_run(session, principal.tenant_id, run_id)
+    run = await repository.lock_run(session, run_id, tenant_id=principal.tenant_id)
     if run is None:
         raise NotFound("run not found", code="run_not_found")
-    run = await repository.lock_run(session, run.id)
     if run.status is RunStatus.QUEUED:
         outcome = RunOutcome(
             status=RunStatus.CANCELLED,
@@ -215,7 +214,9 @@ async def cancel_run(
             details={"status": run.status.value},
         )
     await session.flush()
-    return await repository.lock_run(session, run.id)
+    refreshed = await repository.lock_run(session, run.id, tenant_id=principal.tenant_id)
+    assert refreshed is not None
+    return refreshed
 
 
 async def wait_for_run(

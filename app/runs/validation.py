@@ -117,7 +117,7 @@ def validate_run_request(
     `app.sessions.scope.resolve_snapshot`).
     """
     compositor = build_compositor(request.composition, registry)
-    configs = server_configs(request.composition, compositor, tenant_id=tenant_id)
+    configs = server_configs(request.composition, tenant_id=tenant_id)
     for spec in request.composition.layers:
         if spec.type == "llm.openai":
             _check_model_provider(spec.name, configs.get(spec.name), registry)
@@ -187,9 +187,7 @@ def validate_run_request(
     )
 
 
-def server_configs(
-    composition: RunComposition, compositor: Compositor, *, tenant_id: str
-) -> dict[str, dict[str, Any]]:
+def server_configs(composition: RunComposition, *, tenant_id: str) -> dict[str, dict[str, Any]]:
     """The layer configs as the server runs them (`execution_context.tenant_id` forced)."""
     configs: dict[str, dict[str, Any]] = {}
     for spec in composition.layers:
@@ -197,7 +195,6 @@ def server_configs(
         if spec.type == "execution_context":
             config["tenant_id"] = tenant_id
         configs[spec.name] = config
-    del compositor
     return configs
 
 
