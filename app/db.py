@@ -1,22 +1,42 @@
-"""Engine and session factories, and the one transaction boundary.
+"""Engines, sessions and the one write path: `Database.write`.
 
-`create_engine` applies the per-dialect settings Strata relies on: on SQLite, WAL mode, a busy
-timeout and foreign keys on every connection, and `BEGIN IMMEDIATE` for every transaction so that
-writers serialize at the start of a transaction instead of failing on lock upgrade (this is what
-makes claiming runs correct on SQLite, which has no `SKIP LOCKED`). On PostgreSQL, a bounded pool
-with pre-ping so a restarted server is noticed.
+Every write transaction of the service goes through `Database.write(job, *args)`: `job` is an
+async function taking an `AsyncSession` first; it runs inside a transaction that commits when it
+returns and rolls back when it raises. Notifications the job recorded (`app.notifier.notify`,
+`hand_off`) are delivered after the commit and dropped on rollback. Reads use `Database.reading()`,
+a session that never writes.
 
-`read_only(engine)` gives the engine for sessions that only read (deferred transactions on SQLite).
-`unit_of_work` is the one commit point: it yields a session, commits when the block succeeds and
-rolls back when it raises.
+**SQLite (the embedded default): one writer, group commit.** SQLite allows one writer at a time.
+Instead of letting concurrent transactions take turns through SQLite's busy handler (which sleeps
+and polls in no particular order, and made the latency tail), every write of the process is a job
+on one queue served by one writer task. The writer takes every queued job, runs them back to back
+inside one `BEGIN IMMEDIATE … COMMIT`, each in a SAVEPOINT of its own when there are several (a job
+that fails rolls back only its own part and gets its own error), then resolves every caller. A
+burst of N writes costs one commit, and nothing polls. A caller cancelled while it waits just
+leaves: a job that has not started is skipped, one that ran keeps its effect (like a request whose
+client went away after the commit), and the writer never waits for anyone. Jobs run on the event
+loop's thread (`app.sqlite_driver`): they must not await anything but the database.
+
+Reads on SQLite use their own pooled connections with deferred transactions; in WAL mode they
+never wait for the writer.
+
+**PostgreSQL:** each `write` is its own transaction on a pooled connection (row locks and
+`SKIP LOCKED` let them run concurrently); the outbox becomes one `pg_notify` inside it.
+
+`create_engine` applies the per-dialect settings Strata relies on. `hide_parameters=True`: a
+failing statement's error text never carries bound values (run content) into logs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -28,16 +48,56 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.notifier import Notifier, Outbox, outbox, take_outbox
+
+log = structlog.get_logger("strata.db")
+
 SessionFactory = async_sessionmaker[AsyncSession]
+P = ParamSpec("P")
+T = TypeVar("T")
+Job = Callable[Concatenate[AsyncSession, P], Awaitable[T]]
+
+_READ_ONLY = "strata_read_only"
+_MAX_BATCH = 512
+_BUSY_RETRY_SECONDS = 30.0
 
 
-def create_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> AsyncEngine:
-    """Create an async engine for `url` with Strata's per-dialect settings."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+def is_sqlite_url(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> str:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise ValueError("Strata needs a SQLite file, not an in-memory database")
+    return database
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    pre_ping: bool = False,
+) -> AsyncEngine:
+    """An async engine for `url` with Strata's per-dialect settings.
+
+    SQLite: connections from `app.sqlite_driver` (calls run on the event loop's thread), and
+    `BEGIN IMMEDIATE` for transactions that may write, `BEGIN` for read-only ones (`read_only`).
+    PostgreSQL: a bounded pool; a connection broken by a server restart fails its statement
+    once (503) and the pool is invalidated, so no round trip per checkout is spent on a ping
+    (`pre_ping` turns it on).
+    """
+    if is_sqlite_url(url):
+        from app.sqlite_driver import async_creator
+
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 30, "isolation_level": None},
+            async_creator=async_creator(sqlite_file(url)),
+            pool_size=max(pool_size, 10),
+            max_overflow=max(pool_size, 10) * 4,
+            pool_timeout=connect_timeout,
+            hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -45,49 +105,27 @@ def create_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout},
+        hide_parameters=True,
     )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
-    @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        # WAL is a property of the file: switch only when needed, since switching needs the
-        # file to itself and fails ("database is locked") while other connections are open.
-        cursor.execute("PRAGMA journal_mode")
-        if str(cursor.fetchone()[0]).lower() != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
+    @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # pysqlite's own transaction handling is off (isolation_level=None). Write transactions
-        # start as BEGIN IMMEDIATE so concurrent writers queue on the busy timeout instead of
-        # failing on a lock upgrade; read-only sessions (see `read_only`) start a deferred
-        # transaction, which in WAL mode never blocks and is never blocked by a writer.
+        # The driver's own transaction handling is off (isolation_level=None). A transaction that
+        # may write takes the write lock up front (BEGIN IMMEDIATE), so it cannot fail later on a
+        # lock upgrade; a read-only one is deferred, which in WAL mode never waits for a writer.
         if connection.get_execution_options().get(_READ_ONLY):
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-_READ_ONLY = "strata_read_only"
-
-
 def read_only(engine: AsyncEngine) -> AsyncEngine:
-    """The same engine (same pool) for sessions that only read.
-
-    On SQLite their transactions are deferred, so a long read (a wait, an event stream) holds no
-    write lock. On PostgreSQL it changes nothing.
-    """
+    """The same engine (same pool) for sessions that only read (deferred on SQLite)."""
     return engine.execution_options(**{_READ_ONLY: True})
 
 
@@ -95,12 +133,17 @@ def is_database_unavailable(error: BaseException) -> bool:
     """True for errors that mean "the database cannot be reached right now" (retry later).
 
     Connection refused or reset, a server that is starting or shutting down, a pool that could
-    not hand out a connection in time: SQLAlchemy wraps these as `OperationalError` or
-    `InterfaceError` (or flags `connection_invalidated`); some surface as plain `OSError`.
+    not hand out a connection in time, a SQLite file locked by another process for too long:
+    SQLAlchemy wraps these as `OperationalError` or `InterfaceError` (or flags
+    `connection_invalidated`); some surface as plain `OSError`.
     """
     if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def _is_busy(error: BaseException) -> bool:
+    return isinstance(error, OperationalError) and "locked" in str(error.orig).lower()
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
@@ -109,7 +152,10 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
 
 @asynccontextmanager
 async def unit_of_work(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """Yield a session; commit when the block returns, roll back when it raises."""
+    """Yield a session; commit when the block returns, roll back when it raises.
+
+    For command-line tools and tests. The service writes through `Database.write`.
+    """
     async with factory() as session:
         try:
             yield session
@@ -117,3 +163,167 @@ async def unit_of_work(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Any]
+    job: Callable[..., Awaitable[Any]]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class Database:
+    """The process's database access: `write` (the one write path) and `reading`."""
+
+    def __init__(
+        self,
+        url: str,
+        notifier: Notifier,
+        *,
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.is_sqlite = is_sqlite_url(url)
+        self.notifier = notifier
+        self.engine = create_engine(url, pool_size=pool_size, connect_timeout=connect_timeout)
+        self.session_factory = create_session_factory(self.engine)
+        self.read_session_factory = create_session_factory(read_only(self.engine))
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._checkpointer: Any = None
+        self.batches = 0  # SQLite: transactions the writer committed (for tests and metrics)
+        self.jobs = 0  # SQLite: jobs the writer ran
+
+    async def start(self) -> None:
+        if self.is_sqlite and self._writer is None:
+            from app.sqlite_driver import Checkpointer
+
+            self._checkpointer = Checkpointer(sqlite_file(self.url))
+            self._checkpointer.start()
+            self._writer = asyncio.create_task(self._write_forever(), name="strata-sqlite-writer")
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            while self._queue:  # let queued writes commit before the writer goes
+                self._wake.set()
+                await asyncio.sleep(0.01)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        await self.engine.dispose()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only; it never commits."""
+        async with self.read_session_factory() as session:
+            yield session
+
+    async def read(self, job: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        async with self.read_session_factory() as session:
+            return await job(session, *args, **kwargs)
+
+    async def write(self, job: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `job(session, *args, **kwargs)` in a write transaction; its result once committed.
+
+        Raises what the job raised (nothing of it is committed), or the database error of the
+        commit.
+        """
+        if self._writer is None:
+            return await self._write_alone(job, *args, **kwargs)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(future, job, args, kwargs))
+        self._wake.set()
+        return await future
+
+    async def _write_alone(self, job: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        async with self.session_factory() as session, session.begin():
+            result = await job(session, *args, **kwargs)
+            box = take_outbox(session)
+            await self.notifier.flush_outbox(session, box)
+        self.notifier.deliver(box)
+        return result
+
+    # --- the SQLite writer ----------------------------------------------------------------------
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                batch = [item for item in batch if not item.future.done()]
+                if batch:
+                    try:
+                        await self._commit_batch(batch)
+                    except Exception as error:  # a bug here must not kill the writer
+                        log.exception("writer_batch_failed", error_class=type(error).__name__)
+                        for item in batch:
+                            if not item.future.done():
+                                item.future.set_exception(error)
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        results: list[tuple[_Pending, bool, Any]] = []
+        delivered = Outbox()
+        deadline = asyncio.get_running_loop().time() + _BUSY_RETRY_SECONDS
+        delay = 0.005
+        while True:
+            try:
+                async with self.session_factory() as session:
+                    await session.begin()
+                    try:
+                        results = await self._run_jobs(session, batch)
+                        delivered = take_outbox(session)
+                        await session.commit()
+                    except BaseException:
+                        take_outbox(session)
+                        await session.rollback()
+                        raise
+                break
+            except Exception as error:
+                # Another *process* holds the write lock (a CLI command, a second server): wait
+                # for it without blocking the event loop. Nothing of the batch was applied.
+                if _is_busy(error) and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                return
+        self.batches += 1
+        self.jobs += len(batch)
+        self.notifier.deliver(delivered)
+        for item, ok, value in results:
+            if item.future.done():
+                continue
+            if ok:
+                item.future.set_result(value)
+            else:
+                item.future.set_exception(value)
+
+    @staticmethod
+    async def _run_jobs(
+        session: AsyncSession, batch: list[_Pending]
+    ) -> list[tuple[_Pending, bool, Any]]:
+        results: list[tuple[_Pending, bool, Any]] = []
+        if len(batch) == 1:  # no savepoint needed: a failure rolls back the whole transaction
+            item = batch[0]
+            results.append((item, True, await item.job(session, *item.args, **item.kwargs)))
+            return results
+        for item in batch:
+            mark = outbox(session).mark()
+            try:
+                async with session.begin_nested():
+                    value = await item.job(session, *item.args, **item.kwargs)
+                results.append((item, True, value))
+            except Exception as error:
+                outbox(session).truncate(mark)
+                results.append((item, False, error))
+        return results

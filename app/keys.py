@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -91,28 +92,29 @@ async def bootstrap_default_tenant(session: AsyncSession) -> IssuedKey | None:
     return await issue_key(session, DEFAULT_TENANT, label="bootstrap")
 
 
-async def authenticate(session: AsyncSession, key: str) -> tuple[Principal, bool] | None:
+async def authenticate(
+    session: AsyncSession, key: str, *, key_hash: str | None = None
+) -> tuple[Principal, bool] | None:
     """Resolve a presented key; None when it is unknown or revoked.
 
     Read-only. The boolean says whether `last_used_at` is stale (older than a minute) and worth
     refreshing with `touch_key` in a write transaction.
     """
     row = await session.execute(
-        select(ApiKey, Tenant.name)
+        select(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.last_used_at, Tenant.name)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        .where(ApiKey.key_hash == (key_hash or hash_key(key)), ApiKey.revoked_at.is_(None))
     )
     found = row.first()
     if found is None:
         return None
-    api_key, tenant_name = found
     now = datetime.now(UTC)
-    stale = api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION
+    stale = found.last_used_at is None or now - found.last_used_at > _LAST_USED_RESOLUTION
     principal = Principal(
-        tenant_id=api_key.tenant_id,
-        tenant_name=tenant_name,
-        api_key_id=api_key.id,
-        role=ApiKeyRole(api_key.role),
+        tenant_id=found.tenant_id,
+        tenant_name=found.name,
+        api_key_id=found.id,
+        role=ApiKeyRole(found.role),
     )
     return principal, stale
 
@@ -131,3 +133,34 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> bool:
         .values(revoked_at=datetime.now(UTC))
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+KEY_CACHE_SECONDS = 5.0
+"""How long a resolved key is trusted without asking the database again: a revoked key stops
+working within this time in every process."""
+
+
+class KeyCache:
+    """Resolved API keys, per process, for `KEY_CACHE_SECONDS` (by the key's hash).
+
+    Only successful lookups are kept; an unknown key is looked up every time.
+    """
+
+    def __init__(self, ttl_seconds: float = KEY_CACHE_SECONDS, max_entries: int = 10_000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl_seconds:
+            del self._entries[key_hash]
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # bounded; a burst of distinct keys just re-reads
+        self._entries[key_hash] = (time.monotonic(), principal)

@@ -1,29 +1,31 @@
 """Process resources: created when the app starts, disposed when it stops.
 
 Nothing connects at import time. `create_app` stores the settings, the layer registry and whether
-this process runs a worker on `app.state`; `lifespan` builds the engine, the session factory, the
-notifier and (optionally) the worker, and exposes them as one typed `AppState`. On shutdown the
-API stops accepting new runs (503), the worker drains (see `app.runs.manager`), and the
-connections close.
+this process runs a worker on `app.state`; `lifespan` builds the database access (`Database`, with
+SQLite's writer), the notifier, the session policy, the key cache and (optionally) the worker, and
+exposes them as one typed `AppState`. On shutdown the API stops accepting new runs (503), the
+worker drains (see `app.runs.manager`), and the connections close.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.db import SessionFactory, create_engine, create_session_factory, read_only
+from app.db import Database
+from app.keys import KeyCache
 from app.layers import LayerRegistry
 from app.metrics import Metrics
 from app.migrate import head_revision
 from app.notifier import Notifier, create_notifier
 from app.runs.manager import Worker
 from app.runs.runner import AgentRunner
+from app.runs.service import QueueQuota
+from app.sessions.scope import SessionStore
 
 
 @dataclass
@@ -31,26 +33,42 @@ class AppState:
     """Everything a request handler may need from the process."""
 
     settings: Settings
-    engine: AsyncEngine
-    session_factory: SessionFactory
-    read_session_factory: SessionFactory
+    db: Database
     notifier: Notifier
     registry: LayerRegistry
+    policy: SessionStore
+    quota: QueueQuota
     worker: Worker | None
     metrics: Metrics
     schema_head: str | None
+    keys: KeyCache = field(default_factory=KeyCache)
     accepting: bool = True
 
 
 def build_worker(
     settings: Settings,
-    session_factory: SessionFactory,
+    db: Database,
     notifier: Notifier,
     registry: LayerRegistry,
     metrics: Metrics,
+    policy: SessionStore | None = None,
 ) -> Worker:
     return Worker(
-        settings, session_factory, notifier, AgentRunner(registry, settings), metrics=metrics
+        settings,
+        db,
+        notifier,
+        AgentRunner(registry, settings),
+        policy or SessionStore(),
+        metrics=metrics,
+    )
+
+
+def open_database(settings: Settings, notifier: Notifier) -> Database:
+    return Database(
+        settings.database_url,
+        notifier,
+        pool_size=settings.db_pool_size,
+        connect_timeout=settings.db_connect_timeout_seconds,
     )
 
 
@@ -58,27 +76,24 @@ def build_worker(
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry: LayerRegistry = app.state.registry
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        connect_timeout=settings.db_connect_timeout_seconds,
-    )
-    factory = create_session_factory(engine)
     notifier = create_notifier(settings.database_url)
+    db = open_database(settings, notifier)
+    await db.start()
     await notifier.start()
     metrics = Metrics()
+    policy = SessionStore()
     worker = (
-        build_worker(settings, factory, notifier, registry, metrics)
+        build_worker(settings, db, notifier, registry, metrics, policy)
         if app.state.run_worker
         else None
     )
     state = AppState(
         settings=settings,
-        engine=engine,
-        session_factory=factory,
-        read_session_factory=create_session_factory(read_only(engine)),
+        db=db,
         notifier=notifier,
         registry=registry,
+        policy=policy,
+        quota=QueueQuota(settings.max_queued_runs_per_tenant),
         worker=worker,
         metrics=metrics,
         schema_head=head_revision(),
@@ -93,4 +108,4 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await worker.stop()
         await notifier.close()
-        await engine.dispose()
+        await db.close()

@@ -2,16 +2,21 @@
 process in tests, and each must count only itself).
 
 Process-local series (this worker): runs finished by status, run durations, runs in flight.
-Database-wide gauges (all processes): runs by status and queue depth, refreshed at each scrape.
+Database-wide gauges (all processes): runs by status, queue depth, and the live workers with the
+runs each executes, refreshed at each scrape.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Run, RunStatus
+from app.models.base import utcnow
+from app.runs.repository import list_workers
 
 
 class Metrics:
@@ -45,11 +50,28 @@ class Metrics:
             "Queued runs waiting for a worker (all tenants).",
             registry=self.registry,
         )
+        self.workers_live = Gauge(
+            "strata_workers_live",
+            "Worker processes whose heartbeat is fresher than the lease (all processes).",
+            registry=self.registry,
+        )
+        self.worker_runs = Gauge(
+            "strata_worker_runs_executing",
+            "Runs each live worker executes now, by worker id (from the runs table).",
+            ["worker"],
+            registry=self.registry,
+        )
 
-    async def render(self, session: AsyncSession) -> bytes:
+    async def render(self, session: AsyncSession, *, lease_seconds: float) -> bytes:
         rows = (await session.execute(select(Run.status, func.count()).group_by(Run.status))).all()
         counts = {RunStatus(status): int(count) for status, count in rows}
         for status in RunStatus:
             self.runs_by_status.labels(status=status.value).set(counts.get(status, 0))
         self.queue_depth.set(counts.get(RunStatus.QUEUED, 0))
+        fresh_after = utcnow() - timedelta(seconds=lease_seconds)
+        live = [row for row in await list_workers(session) if row.heartbeat_at >= fresh_after]
+        self.workers_live.set(len(live))
+        self.worker_runs.clear()
+        for row in live:
+            self.worker_runs.labels(worker=row.id).set(int(row.executing))
         return generate_latest(self.registry)

@@ -1,18 +1,21 @@
 """Wake-ups across tasks and processes: workers, waiters and event streams.
 
-A notification carries no data, only a *topic* (`"queue"` when a run is queued, `"run:<id>"`
-when a run appended events or changed status). Receivers always re-read the database after a
-wake-up, so a notification can be lost, duplicated or merged without harm; it only makes the
-re-read happen sooner than the receiver's fallback timeout.
+A notification names a *topic* (`"queue"` when a run is queued, `"run:<id>"` when a run appended
+events or changed status, `"cancel:<id>"`, `"session:<id>"`). Receivers treat it as a hint and
+re-read the database, so a notification can be lost, duplicated or merged without harm; it only
+makes the re-read happen sooner than the receiver's fallback timeout.
 
-Two implementations behind one interface:
+Writers never notify directly. Inside a write transaction they record topics (`notify`) and, for
+receivers in the same process, *hand-off payloads* (`hand_off`: e.g. the run's terminal state and
+the events just appended) in the transaction's outbox. `app.db.Database` delivers the outbox once
+the transaction committed, and drops it when it rolled back:
 
-- `LocalNotifier` (SQLite, the embedded default): topics are dispatched in the process. Writers
-  call `publish` after their transaction committed.
-- `PostgresNotifier`: writers call `pg_notify('strata', topic)` inside their transaction
-  (`notify_sql`), so PostgreSQL delivers it exactly when the transaction commits, to every
-  process. One dedicated asyncpg connection per process LISTENs and dispatches locally. When that
-  connection drops it reconnects with backoff and then wakes *every* subscriber, because
+- in this process, every topic is dispatched with its payloads, so a waiter or an event stream
+  in the process that ran the run gets the terminal state without reading the database again;
+- on PostgreSQL, `flush_outbox` also sends the topics with one `pg_notify` inside the transaction
+  (delivered to every process exactly when it commits). The payload starts with this process's
+  origin id, so the listener of the sending process skips what it already dispatched. When the
+  LISTEN connection drops, it reconnects with backoff and wakes *every* subscriber, because
   notifications sent while it was away are lost (NOTES.md).
 
 Usage by a receiver, free of lost wake-ups::
@@ -20,18 +23,22 @@ Usage by a receiver, free of lost wake-ups::
     async with notifier.subscribe(f"run:{run_id}") as wake:
         while not done(await read_state()):
             await wake.wait(timeout)   # returns on a notification or at the timeout
+            payloads, needs_read = wake.take_payloads()
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
-from collections.abc import AsyncIterator
+import uuid
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,37 +46,127 @@ log = structlog.get_logger("strata.notifier")
 
 CHANNEL = "strata"
 QUEUE_TOPIC = "queue"
+WORKERS_TOPIC = "workers"
+_OUTBOX = "strata_outbox"
+_MAX_PAYLOAD_BYTES = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+_MAX_PENDING_PAYLOADS = 64
 
 
 def run_topic(run_id: object) -> str:
     return f"run:{run_id}"
 
 
+def cancel_topic(run_id: object) -> str:
+    return f"cancel:{run_id}"
+
+
 def session_topic(session_id: object) -> str:
     return f"session:{session_id}"
 
 
+# --- the outbox of a transaction ----------------------------------------------------------------
+
+
+@dataclass
+class Outbox:
+    """Topics and hand-off payloads recorded by one transaction, delivered after it commits."""
+
+    topics: list[str] = field(default_factory=list)
+    payloads: list[tuple[str, Any]] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.topics), len(self.payloads)
+
+    def truncate(self, mark: tuple[int, int]) -> None:
+        """Forget what was recorded after `mark` (its savepoint rolled back)."""
+        del self.topics[mark[0] :]
+        del self.payloads[mark[1] :]
+
+    def extend(self, other: Outbox) -> None:
+        self.topics.extend(other.topics)
+        self.payloads.extend(other.payloads)
+
+
+def outbox(session: AsyncSession) -> Outbox:
+    """The outbox of `session`'s current transaction."""
+    box: Outbox | None = session.info.get(_OUTBOX)
+    if box is None:
+        box = session.info[_OUTBOX] = Outbox()
+    return box
+
+
+def take_outbox(session: AsyncSession) -> Outbox:
+    """Remove and return the session's outbox (empty when nothing was recorded)."""
+    box: Outbox | None = session.info.pop(_OUTBOX, None)
+    return box if box is not None else Outbox()
+
+
+def notify(session: AsyncSession, *topics: str) -> None:
+    """Record `topics` to be delivered (to every process) when the transaction commits."""
+    outbox(session).topics.extend(topics)
+
+
+def hand_off(session: AsyncSession, topic: str, payload: Any) -> None:
+    """Record `payload` for this process's subscribers of `topic`, delivered after commit.
+
+    Also notifies `topic`, so other processes wake up (and read the database instead).
+    """
+    box = outbox(session)
+    box.topics.append(topic)
+    box.payloads.append((topic, payload))
+
+
+# --- subscribers --------------------------------------------------------------------------------
+
+
 class Wake:
-    """One subscriber's wake-up flag. `wait` clears it after it fired."""
+    """One subscriber's wake-up flag and the payloads handed to it since it last looked."""
+
+    __slots__ = ("_event", "_needs_read", "_payloads")
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._payloads: deque[Any] | None = None
+        self._needs_read = False
 
-    def set(self) -> None:
+    def set(self, payload: Any = None) -> None:
+        if payload is None:
+            self._needs_read = True  # a bare notification: only the database knows what changed
+        else:
+            if self._payloads is None:
+                self._payloads = deque()
+            if len(self._payloads) >= _MAX_PENDING_PAYLOADS:
+                self._payloads.clear()
+                self._needs_read = True  # too many to keep: read the database instead
+            else:
+                self._payloads.append(payload)
         self._event.set()
 
     async def wait(self, timeout: float | None) -> bool:
         """Wait for a notification; True if one arrived, False at the timeout."""
-        try:
-            if timeout is None:
-                await self._event.wait()
-            else:
-                async with asyncio.timeout(max(timeout, 0)):
+        if not self._event.is_set():
+            try:
+                if timeout is None:
                     await self._event.wait()
-        except TimeoutError:
-            return False
+                else:
+                    async with asyncio.timeout(max(timeout, 0)):
+                        await self._event.wait()
+            except TimeoutError:
+                return False
         self._event.clear()
         return True
+
+    def take_payloads(self) -> tuple[list[Any], bool]:
+        """The payloads received since the last call (oldest first), and whether the receiver
+        must read the database anyway (a bare notification arrived, or payloads were dropped)."""
+        payloads = list(self._payloads) if self._payloads else []
+        if self._payloads:
+            self._payloads.clear()
+        needs_read, self._needs_read = self._needs_read, False
+        return payloads, needs_read
+
+
+Listener = Callable[[str, Any], None]
 
 
 class Notifier:
@@ -77,6 +174,8 @@ class Notifier:
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Wake]] = defaultdict(set)
+        self._prefix_listeners: dict[str, list[Listener]] = {}
+        self.origin = uuid.uuid4().hex[:12]
 
     @contextlib.asynccontextmanager
     async def subscribe(self, *topics: str) -> AsyncIterator[Wake]:
@@ -93,18 +192,45 @@ class Notifier:
                     if not subscribers:
                         del self._subscribers[topic]
 
-    def dispatch(self, topic: str) -> None:
+    def add_prefix_listener(self, prefix: str, listener: Listener) -> Callable[[], None]:
+        """Call `listener(topic, payload)` for every topic `prefix:<x>`; returns a remover.
+
+        For receivers that track many topics of one kind (a worker and its runs' cancel
+        topics) without a subscription each.
+        """
+        self._prefix_listeners.setdefault(prefix, []).append(listener)
+
+        def remove() -> None:
+            listeners = self._prefix_listeners.get(prefix)
+            if listeners is not None and listener in listeners:
+                listeners.remove(listener)
+
+        return remove
+
+    def dispatch(self, topic: str, payload: Any = None) -> None:
         for wake in self._subscribers.get(topic, ()):
-            wake.set()
+            wake.set(payload)
+        if self._prefix_listeners:
+            prefix, _, _ = topic.partition(":")
+            for listener in self._prefix_listeners.get(prefix, ()):
+                listener(topic, payload)
 
     def dispatch_all(self) -> None:
         for subscribers in self._subscribers.values():
             for wake in subscribers:
                 wake.set()
 
-    async def notify_in_transaction(self, session: AsyncSession, *topics: str) -> None:
-        """Arrange for `topics` to be delivered when `session`'s transaction commits."""
-        raise NotImplementedError
+    def deliver(self, box: Outbox) -> None:
+        """Dispatch a committed transaction's outbox in this process."""
+        with_payload = {topic for topic, _ in box.payloads}
+        for topic, payload in box.payloads:
+            self.dispatch(topic, payload)
+        for topic in dict.fromkeys(box.topics):
+            if topic not in with_payload:
+                self.dispatch(topic)
+
+    async def flush_outbox(self, session: AsyncSession, box: Outbox) -> None:
+        """Send the outbox to other processes, inside the transaction (PostgreSQL only)."""
 
     async def start(self) -> None:
         """Begin receiving (PostgreSQL: open the LISTEN connection)."""
@@ -114,30 +240,27 @@ class Notifier:
 
 
 class LocalNotifier(Notifier):
-    """Single-process notifier: delivery happens after the session commits."""
-
-    async def notify_in_transaction(self, session: AsyncSession, *topics: str) -> None:
-        pending: set[str] = session.info.setdefault("strata_topics", set())
-        if not pending:
-            _deliver_after_commit(session, self)
-        pending.update(topics)
+    """Single-process notifier (SQLite): the outbox is only delivered in this process."""
 
 
-def _deliver_after_commit(session: AsyncSession, notifier: Notifier) -> None:
-    from sqlalchemy import event
+_NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(:payloads) AS p").bindparams(
+    bindparam("payloads", type_=postgresql.ARRAY(postgresql.TEXT))
+)
 
-    sync_session = session.sync_session
 
-    def _after_commit(_session: Any) -> None:
-        topics = sync_session.info.pop("strata_topics", set())
-        for topic in topics:
-            notifier.dispatch(topic)
-
-    def _after_rollback(_session: Any) -> None:
-        sync_session.info.pop("strata_topics", None)
-
-    event.listen(sync_session, "after_commit", _after_commit, once=True)
-    event.listen(sync_session, "after_soft_rollback", _after_rollback, once=True)
+def _payload_chunks(origin: str, topics: Iterable[str]) -> list[str]:
+    chunks: list[str] = []
+    current = [origin]
+    size = len(origin)
+    for topic in dict.fromkeys(topics):
+        if size + 1 + len(topic) > _MAX_PAYLOAD_BYTES and len(current) > 1:
+            chunks.append(" ".join(current))
+            current, size = [origin], len(origin)
+        current.append(topic)
+        size += 1 + len(topic)
+    if len(current) > 1:
+        chunks.append(" ".join(current))
+    return chunks
 
 
 class PostgresNotifier(Notifier):
@@ -151,11 +274,10 @@ class PostgresNotifier(Notifier):
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
-    async def notify_in_transaction(self, session: AsyncSession, *topics: str) -> None:
-        for topic in topics:
-            await session.execute(
-                text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": topic}
-            )
+    async def flush_outbox(self, session: AsyncSession, box: Outbox) -> None:
+        if box.topics:
+            chunks = _payload_chunks(self.origin, box.topics)
+            await session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": chunks})
 
     async def start(self) -> None:
         if self._task is None:
@@ -190,7 +312,7 @@ class PostgresNotifier(Notifier):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("listener_disconnected", error=str(exc), retry_in=delay)
+                log.warning("listener_disconnected", error_class=type(exc).__name__, retry_in=delay)
             finally:
                 self._connected.clear()
                 if connection is not None:
@@ -200,7 +322,12 @@ class PostgresNotifier(Notifier):
             delay = min(delay * 2, self._reconnect_max)
 
     def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.dispatch(payload)
+        origin, _, topics = payload.partition(" ")
+        if origin == self.origin:
+            return  # this process dispatched it after its commit already
+        for topic in topics.split(" "):
+            if topic:
+                self.dispatch(topic)
 
 
 async def _wait_until_lost(connection: Any, lost: asyncio.Event) -> None:

@@ -21,7 +21,7 @@ from app.agents.schemas import (
     VersionRead,
     VersionSave,
 )
-from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.deps import CurrentPrincipal, ReadDb, Write
 from app.api.errors import ErrorResponse
 from app.models import AgentScope, AgentStatus
 
@@ -48,8 +48,8 @@ _ARCHIVED = "`agent_archived`: archived agents are read-only."
     description="Creates the agent with config version 1 and a `create_version` revision 1.",
     responses={**_AUTH, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
-async def create_agent(body: AgentCreate, db: Db, principal: CurrentPrincipal) -> AgentRead:
-    return await service.create_agent(db, principal, body)
+async def create_agent(body: AgentCreate, write: Write, principal: CurrentPrincipal) -> AgentRead:
+    return await write(service.create_agent, principal, body)
 
 
 @router.get(
@@ -100,9 +100,9 @@ async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal
     },
 )
 async def update_agent(
-    agent_id: uuid.UUID, body: AgentUpdate, db: Db, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: AgentUpdate, write: Write, principal: CurrentPrincipal
 ) -> AgentRead:
-    return await service.update_agent(db, principal, agent_id, body)
+    return await write(service.update_agent, principal, agent_id, body)
 
 
 @router.post(
@@ -114,8 +114,10 @@ async def update_agent(
     ),
     responses=_ERRORS,
 )
-async def archive_agent(agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal) -> AgentRead:
-    return await service.archive_agent(db, principal, agent_id)
+async def archive_agent(
+    agent_id: uuid.UUID, write: Write, principal: CurrentPrincipal
+) -> AgentRead:
+    return await write(service.archive_agent, principal, agent_id)
 
 
 @router.post(
@@ -129,9 +131,9 @@ async def archive_agent(agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
 )
 async def save_version(
-    agent_id: uuid.UUID, body: VersionSave, db: Db, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: CurrentPrincipal
 ) -> SaveResult:
-    return await versions.save_version(db, principal, agent_id, body)
+    return await write(versions.save_version, principal, agent_id, body)
 
 
 @router.get(
@@ -195,9 +197,9 @@ async def list_revisions(
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
 async def save_as(
-    agent_id: uuid.UUID, body: AgentSaveAs, db: Db, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: CurrentPrincipal
 ) -> SaveResult:
-    return await versions.save_as_new_agent(db, principal, agent_id, body)
+    return await write(versions.save_as_new_agent, principal, agent_id, body)
 
 
 @router.post(
@@ -214,6 +216,6 @@ async def save_as(
     },
 )
 async def save_to_roster(
-    agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal, body: SaveToRoster | None = None
+    agent_id: uuid.UUID, write: Write, principal: CurrentPrincipal, body: SaveToRoster | None = None
 ) -> SaveResult:
-    return await versions.save_to_roster(db, principal, agent_id, body or SaveToRoster())
+    return await write(versions.save_to_roster, principal, agent_id, body or SaveToRoster())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.agents import bindings
 from app.agents.bindings import NodeAddress
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy
-from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.deps import CurrentPrincipal, ReadDb, Write
 from app.api.errors import ErrorResponse
 
 router = APIRouter(prefix="/v1/workflows", tags=["bindings"])
@@ -54,12 +54,12 @@ async def put_binding(
     workflow_version: WorkflowVersion,
     node_id: NodeId,
     body: BindingPut,
-    db: Db,
+    write: Write,
     principal: CurrentPrincipal,
     response: Response,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
-    binding, created = await bindings.put_binding(db, principal, address, body)
+    binding, created = await write(bindings.put_binding, principal, address, body)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return binding
@@ -88,11 +88,11 @@ async def delete_binding(
     workflow_id: WorkflowId,
     workflow_version: WorkflowVersion,
     node_id: NodeId,
-    db: Db,
+    write: Write,
     principal: CurrentPrincipal,
 ) -> None:
     address = NodeAddress(workflow_id, workflow_version, node_id)
-    await bindings.delete_binding(db, principal, address)
+    await write(bindings.delete_binding, principal, address)
 
 
 @router.get(
@@ -126,7 +126,7 @@ async def copy_bindings(
     workflow_id: WorkflowId,
     workflow_version: WorkflowVersion,
     body: BindingsCopy,
-    db: Db,
+    write: Write,
     principal: CurrentPrincipal,
 ) -> BindingList:
-    return await bindings.copy_bindings(db, principal, workflow_id, workflow_version, body)
+    return await write(bindings.copy_bindings, principal, workflow_id, workflow_version, body)

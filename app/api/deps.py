@@ -1,19 +1,21 @@
-"""Typed dependencies of the route handlers: process state, the unit of work, the caller."""
+"""Typed dependencies of the route handlers: process state, database access, the caller."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import unit_of_work
 from app.errors import ServiceUnavailable, Unauthorized
-from app.keys import Principal, authenticate, touch_key
+from app.keys import Principal, authenticate, hash_key, touch_key
 from app.lifespan import AppState
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def get_state(request: Request) -> AppState:
@@ -24,20 +26,35 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-async def get_db(state: State) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed before the response is sent, rolled back on error."""
-    async with unit_of_work(state.session_factory) as session:
-        yield session
+class Writer:
+    """`await write(job, *args)` runs `job(session, *args)` in a write transaction (the
+    process's one write path, `app.db.Database.write`); the commit happens before it returns,
+    so a client never sees a 2xx for something a failed commit then lost."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    async def __call__(
+        self,
+        job: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self._state.db.write(job, *args, **kwargs)
 
 
-# scope="function": the commit happens before the response goes out, so a client never sees a
-# 202 for a run that a failed commit then lost.
-Db = Annotated[AsyncSession, Depends(get_db, scope="function")]
+def get_writer(state: State) -> Writer:
+    return Writer(state)
+
+
+Write = Annotated[Writer, Depends(get_writer)]
 
 
 async def get_read_db(state: State) -> AsyncIterator[AsyncSession]:
-    """A session for handlers that only read (no write lock on SQLite); never commits."""
-    async with state.read_session_factory() as session:
+    """A session for handlers that only read (never blocks on a writer); never commits."""
+    async with state.db.reading() as session:
         yield session
 
 
@@ -50,21 +67,25 @@ async def get_principal(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller. Resolved keys are cached for `app.keys.KEY_CACHE_SECONDS`; a lookup holds a
+    read connection only for its own statement (a streaming route holds none)."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise Unauthorized(
             "missing Authorization: Bearer <key> header", code="missing_api_key", headers=challenge
         )
-    # A short session of its own: a streaming route must not hold a connection for the stream.
-    async with state.read_session_factory() as db:
-        found = await authenticate(db, credentials.credentials)
+    key_hash = hash_key(credentials.credentials)
+    principal = state.keys.get(key_hash)
+    if principal is not None:
+        return principal
+    found = await state.db.read(authenticate, credentials.credentials, key_hash=key_hash)
     if found is None:
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=challenge)
     principal, stale = found
+    state.keys.put(key_hash, principal)
     if stale:
         with contextlib.suppress(Exception):  # bookkeeping only; never fail a request on it
-            async with unit_of_work(state.session_factory) as session:
-                await touch_key(session, principal.api_key_id)
+            await state.db.write(touch_key, principal.api_key_id)
     return principal
 
 

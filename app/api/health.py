@@ -45,9 +45,9 @@ async def healthz() -> Health:
 )
 async def readyz(state: State) -> Response:
     try:
-        async with state.engine.connect() as connection:
+        async with state.db.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        revision = await read_current_revision(state.engine)
+        revision = await read_current_revision(state.db.engine)
     except Exception:
         return error_response(
             503,
@@ -72,6 +72,6 @@ async def readyz(state: State) -> Response:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(state: State) -> Response:
-    async with state.read_session_factory() as session:
-        body = await state.metrics.render(session)
+    async with state.db.reading() as session:
+        body = await state.metrics.render(session, lease_seconds=state.settings.lease_seconds)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

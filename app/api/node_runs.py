@@ -8,9 +8,8 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from app.agents.bindings import resolve_binding
 from app.agents.node_runs import NodeRunRequest, build_node_run
-from app.api.deps import Accepting, CurrentPrincipal, Db, State
+from app.api.deps import Accepting, CurrentPrincipal, State
 from app.api.errors import ErrorResponse
-from app.api.runs import run_read
 from app.runs import service
 from app.runs.schemas import RunRead
 
@@ -46,7 +45,6 @@ async def create_node_run(
     workflow_run_id: Annotated[str, Path(min_length=1, max_length=64)],
     node_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: NodeRunRequest,
-    db: Db,
     principal: CurrentPrincipal,
     state: State,
     response: Response,
@@ -54,8 +52,8 @@ async def create_node_run(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
 ) -> RunRead:
-    resolved = await resolve_binding(
-        db, principal.tenant_id, body.workflow_id, body.workflow_version, node_id
+    resolved = await state.db.read(
+        resolve_binding, principal.tenant_id, body.workflow_id, body.workflow_version, node_id
     )
     request = build_node_run(
         resolved,
@@ -65,14 +63,15 @@ async def create_node_run(
         node_id=node_id,
     )
     run, created = await service.create_run(
-        db,
+        state.db,
         principal=principal,
         request=request,
         idempotency_key=idempotency_key,
         registry=state.registry,
         settings=state.settings,
-        notifier=state.notifier,
+        policy=state.policy,
+        quota=state.quota,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return run_read(run)
+    return run

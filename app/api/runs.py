@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import Accepting, CurrentPrincipal, Db, ReadDb, State
+from app.api.deps import Accepting, CurrentPrincipal, ReadDb, State, Write
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
 from app.errors import BadRequest
-from app.models import Run, RunStatus
+from app.models import RunStatus
 from app.runs import repository, service
+from app.runs.outcome import TERMINAL_EVENT_TYPES
 from app.runs.schemas import (
     CancelRunRequest,
     CreateRunRequest,
@@ -29,34 +30,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
     404: {"model": ErrorResponse, "description": "No such run for this tenant."},
 }
-
-
-def run_read(run: Run) -> RunRead:
-    terminal = run.status.is_terminal
-    return RunRead(
-        id=run.id,
-        status=run.status,
-        purpose=run.purpose,
-        attempt=run.attempt,
-        max_attempts=run.max_attempts,
-        session_id=run.session_id,
-        idempotency_key=run.idempotency_key,
-        metadata=run.metadata_,
-        created_at=run.created_at,
-        queued_at=run.queued_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        updated_at=run.updated_at,
-        cancel_requested_at=run.cancel_requested_at,
-        cancel_reason=run.cancel_reason,
-        output=run.output if terminal else None,
-        deferred_tool_call=run.deferred_tool_call if terminal else None,
-        session_snapshot=run.session_snapshot if terminal else None,
-        usage=run.usage if terminal else None,
-        error=run.error,
-        error_type=run.error_type,
-        reason=run.reason,
-    )
 
 
 _JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
@@ -97,7 +70,6 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def create_run(
     body: CreateRunRequest,
-    db: Db,
     principal: CurrentPrincipal,
     state: State,
     response: Response,
@@ -107,17 +79,18 @@ async def create_run(
     ] = None,
 ) -> RunRead:
     run, created = await service.create_run(
-        db,
+        state.db,
         principal=principal,
         request=body,
         idempotency_key=idempotency_key,
         registry=state.registry,
         settings=state.settings,
-        notifier=state.notifier,
+        policy=state.policy,
+        quota=state.quota,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return run_read(run)
+    return run
 
 
 @router.get(
@@ -144,12 +117,12 @@ async def list_runs(
     )
     page = runs[:limit]
     next_cursor = encode_cursor(page[-1].id) if len(runs) > limit else None
-    return RunPage(items=[run_read(run) for run in page], next_cursor=next_cursor)
+    return RunPage(items=[service.run_read(run) for run in page], next_cursor=next_cursor)
 
 
 @router.get("/{run_id}", summary="Get a run", responses=_ERRORS)
 async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> RunRead:
-    return run_read(await service.get_run(db, principal, run_id))
+    return await service.get_run(db, principal, run_id)
 
 
 @router.post(
@@ -166,19 +139,18 @@ async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) ->
 )
 async def cancel_run(
     run_id: uuid.UUID,
-    db: Db,
+    write: Write,
     principal: CurrentPrincipal,
     state: State,
     body: CancelRunRequest | None = None,
 ) -> RunRead:
-    run = await service.cancel_run(
-        db,
+    return await write(
+        service.cancel_run,
         principal=principal,
         run_id=run_id,
         reason=body.reason if body else None,
-        notifier=state.notifier,
+        policy=state.policy,
     )
-    return run_read(run)
 
 
 @router.get(
@@ -197,14 +169,13 @@ async def wait_run(
     timeout_seconds: Annotated[float, Query(ge=0)] = 30.0,
 ) -> RunRead:
     timeout = min(timeout_seconds, state.settings.wait_max_seconds)
-    run = await service.wait_for_run(
-        state.read_session_factory,
+    return await service.wait_for_run(
+        state.db,
         state.notifier,
         principal=principal,
         run_id=run_id,
         timeout=timeout,
     )
-    return run_read(run)
 
 
 @router.get(
@@ -223,18 +194,16 @@ async def list_events(
     after: Annotated[int, Query(ge=0, description="Exclusive cursor (a seq).")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RunEventPage:
-    events = await service.list_events(db, principal, run_id, after=after, limit=limit)
-    items = [service.event_read(event) for event in events]
+    items = await service.list_events(db, principal, run_id, after=after, limit=limit)
     return RunEventPage(
         items=items,
         next_cursor=items[-1].seq if items else after,
-        terminal=bool(items) and items[-1].type in service.TERMINAL_EVENT_TYPES,
+        terminal=bool(items) and items[-1].type in TERMINAL_EVENT_TYPES,
     )
 
 
 async def _existing_run(run_id: uuid.UUID, principal: CurrentPrincipal, state: State) -> uuid.UUID:
-    async with state.read_session_factory() as session:
-        await service.get_run(session, principal, run_id)
+    await state.db.read(service.ensure_run, principal, run_id)
     return run_id
 
 
@@ -256,7 +225,7 @@ async def stream_events(
     state: State,
 ) -> AsyncIterable[ServerSentEvent]:
     async for event in service.follow_events(
-        state.read_session_factory,
+        state.db,
         state.notifier,
         run_id,
         after=start,

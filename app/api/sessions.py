@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentPrincipal, State
+from app.api.deps import CurrentPrincipal, ReadDb, State
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
-from app.models import RuntimeSessionStatus, WorkflowAgentRuntimeSession
+from app.models import RuntimeSessionStatus
 from app.sessions import service
 from app.sessions.schemas import (
     RetireOne,
@@ -28,21 +28,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def session_read(row: WorkflowAgentRuntimeSession) -> SessionRead:
-    return SessionRead.model_validate(row, from_attributes=True)
-
-
 @router.get("", summary="List runtime sessions", responses={401: _ERRORS[401]})
 async def list_sessions(
+    db: ReadDb,
     principal: CurrentPrincipal,
-    state: State,
     workflow_run_id: Annotated[str | None, Query(max_length=64)] = None,
     status: RuntimeSessionStatus | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SessionPage:
     rows = await service.list_sessions(
-        state.read_session_factory,
+        db,
         principal,
         workflow_run_id=workflow_run_id,
         status=status,
@@ -51,27 +47,25 @@ async def list_sessions(
     )
     page = rows[:limit]
     return SessionPage(
-        items=[session_read(row) for row in page],
+        items=page,
         next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else None,
     )
 
 
 @router.get("/{session_id}", summary="Get a runtime session", responses=_ERRORS)
 async def get_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, state: State
+    session_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal
 ) -> SessionRead:
-    return session_read(
-        await service.get_session(state.read_session_factory, principal, session_id)
-    )
+    return await service.get_session(db, principal, session_id)
 
 
 def _retirer(state: State, principal: CurrentPrincipal) -> service.Retirer:
     return service.Retirer(
-        session_factory=state.session_factory,
-        read_factory=state.read_session_factory,
+        db=state.db,
         notifier=state.notifier,
         registry=state.registry,
         settings=state.settings,
+        policy=state.policy,
         principal=principal,
     )
 
@@ -109,6 +103,6 @@ async def retire_session(
     body: RetireOne | None = None,
 ) -> RetireResponse:
     retirer = _retirer(state, principal)
-    await service.get_session(state.read_session_factory, principal, session_id)
+    await state.db.read(service.get_session, principal, session_id)
     report = await retirer.retire(session_id, (body or RetireOne()).wait_seconds)
     return RetireResponse(reports=[report])

@@ -22,6 +22,7 @@ from app.models.binding import BindingType, WorkflowAgentNodeBinding
 from app.models.run import TERMINAL_RUN_STATUSES, Run, RunEvent, RunPurpose, RunStatus
 from app.models.runtime_session import RuntimeSessionStatus, WorkflowAgentRuntimeSession
 from app.models.tenant import Tenant
+from app.models.worker import Worker
 
 __all__ = [
     "DEFAULT_AGENT_KIND",
@@ -47,6 +48,7 @@ __all__ = [
     "StrEnumType",
     "Tenant",
     "UTCDateTime",
+    "Worker",
     "WorkflowAgentNodeBinding",
     "WorkflowAgentRuntimeSession",
     "new_id",

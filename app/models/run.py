@@ -3,15 +3,22 @@
 A run row stores everything a worker needs to execute the request (composition, inputs, incoming
 session snapshot), so any worker process can claim it. The columns group as:
 
-- request: `purpose`, `composition`, `inputs` (on_exit, deferred_tool_results, limits, retry…),
-  `session_snapshot_in`, `session_id`, `metadata`, and idempotency (`idempotency_key` unique per
+- request: `purpose`, `composition`, `inputs` (on_exit, deferred_tool_results, limits…), the
+  incoming snapshot, `session_id`, `metadata`, and idempotency (`idempotency_key` unique per
   tenant; `request_fingerprint` is the SHA-256 of the normalized request, to tell a replay from a
   conflicting reuse of the key).
 - execution: `attempt` / `max_attempts` (a lost worker's run may be retried as a new attempt; a
-  stale attempt's writes are fenced by comparing `attempt`), the lease (`lease_owner`,
-  `lease_expires_at`, `heartbeat_at`), and cancellation (`cancel_requested_at`, `cancel_reason`).
+  stale attempt's writes are fenced by comparing `attempt`), `lease_owner` (the worker executing
+  the attempt; its liveness is the `workers` row, see `app.models.worker`), and cancellation
+  (`cancel_requested_at`, `cancel_reason`).
 - result: `output`, `deferred_tool_call`, `session_snapshot` (the snapshot the run ended with),
   `usage`, and for failures `error`, `error_type`, `reason`.
+
+Snapshots are stored once. A run's incoming snapshot is either the request's own
+(`session_snapshot_in`, when the caller sent one inline) or a reference to the run whose
+resulting snapshot it continues (`snapshot_in_run_id`: a runtime session's latest state), never a
+copy of it. The terminal event does not repeat the resulting snapshot either: readers of the event
+log get it from `session_snapshot` (`app.runs.service`).
 
 Invariants:
 
@@ -88,8 +95,15 @@ class Run(Base):
         # NULL keys never collide (NULLs are distinct in unique constraints on both databases).
         sa.UniqueConstraint("tenant_id", "idempotency_key"),
         sa.Index(None, "tenant_id", "status", "created_at"),
-        sa.Index(None, "status", "queued_at"),  # claim the oldest queued run
-        sa.Index(None, "status", "lease_expires_at"),  # find runs whose worker was lost
+        # claim the oldest queued run; find the executing runs (sweeper, per-worker counts)
+        sa.Index(None, "status", "queued_at"),
+        # a worker's runs (its reconciliation at each heartbeat); only rows with an owner
+        sa.Index(
+            None,
+            "lease_owner",
+            sqlite_where=sa.text("lease_owner IS NOT NULL"),
+            postgresql_where=sa.text("lease_owner IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -115,6 +129,9 @@ class Run(Base):
     composition: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     session_snapshot_in: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # The run whose resulting `session_snapshot` this run starts from (no FK: retention may
+    # delete old runs; it never deletes a snapshot a live session or a queued run still needs).
+    snapshot_in_run_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     request_fingerprint: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     session_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -127,8 +144,6 @@ class Run(Base):
 
     # --- execution ----------------------------------------------------------------------------
     lease_owner: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
     last_event_seq: Mapped[int] = mapped_column(

@@ -1,9 +1,10 @@
 """Runtime sessions: the state an agent keeps across the runs of one workflow node execution scope.
 
-One row per (tenant, workflow_run_id, node_id, binding_id, agent_id). It holds the latest
-compositor session snapshot, the replayable composition (`composition_layer_specs`: the layer
-specs without secrets, replayed by the cleanup run that retires the session), and the ids of the
-runs around it.
+One row per (tenant, workflow_run_id, node_id, binding_id, agent_id). It points at the latest
+compositor session snapshot (`snapshot_run_id`: the run whose resulting snapshot is the session's
+state; the snapshot is stored once, on that run), holds the replayable composition
+(`composition_layer_specs`: the layer specs without secrets, replayed by the cleanup run that
+retires the session), and the ids of the runs around it.
 
 Invariants:
 
@@ -80,7 +81,7 @@ class WorkflowAgentRuntimeSession(Base):
     agent_config_snapshot_id: Mapped[str | None] = external_id_column(nullable=True)
     backend_run_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
     current_run_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
-    session_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    snapshot_run_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     composition_layer_specs: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSONType, nullable=True
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from app.models import RunStatus
@@ -16,7 +17,8 @@ class ErrorType:
     TOOL_ERROR = "tool_error"  # a tool raised something the model could not recover from
     RUN_LIMIT_EXCEEDED = "run_limit_exceeded"  # model-request budget or wall-clock timeout
     WORKER_LOST = "worker_lost"  # the worker executing the run stopped heartbeating
-    CANCELLED = "cancelled"  # a cancel request (or shutdown) stopped the run
+    WORKER_SHUTDOWN = "worker_shutdown"  # the worker shut down before the run ended
+    CANCELLED = "cancelled"  # a cancel request stopped the run
     INVALID_RUN = "invalid_run"  # the stored request could not be executed (e.g. config drift)
     INTERNAL_ERROR = "internal_error"  # a bug in Strata
 
@@ -33,9 +35,15 @@ class RunOutcome:
     error: str | None = None
     error_type: str | None = None
     reason: str | None = None
+    # The composition a session's cleanup run may replay (not stored on the run itself).
+    layer_specs: list[dict[str, Any]] | None = None
 
-    def payload(self) -> dict[str, Any]:
-        """The terminal event's data: the fields that apply to this status."""
+    def event_data(self, attempt: int) -> dict[str, Any]:
+        """The terminal event's stored data: the fields that apply to this status.
+
+        The resulting snapshot is not repeated here (it is stored once, on the run); readers of
+        the event log add it back as `session_snapshot` (`app.runs.service.with_snapshot`).
+        """
         data: dict[str, Any] = {"status": self.status.value}
         if self.status is RunStatus.SUCCEEDED:
             data["output"] = self.output
@@ -43,9 +51,35 @@ class RunOutcome:
             data["deferred_tool_call"] = self.deferred_tool_call
         if self.status in (RunStatus.FAILED, RunStatus.CANCELLED):
             data.update(error=self.error, error_type=self.error_type, reason=self.reason)
-        data["session_snapshot"] = self.session_snapshot
         data["usage"] = self.usage
+        data["attempt"] = attempt
         return data
+
+    def columns(self, now: datetime) -> dict[str, Any]:
+        """The terminal columns of the run row."""
+        return {
+            "status": self.status,
+            "output": self.output,
+            "deferred_tool_call": self.deferred_tool_call,
+            "session_snapshot": self.session_snapshot,
+            "usage": self.usage,
+            "error": self.error,
+            "error_type": self.error_type,
+            "reason": self.reason,
+            "finished_at": now,
+        }
+
+
+def cancelled_outcome(outcome: RunOutcome | None, message: str | None, reason: str) -> RunOutcome:
+    """An attempt's outcome turned into `cancelled`, keeping its snapshot and usage."""
+    return RunOutcome(
+        status=RunStatus.CANCELLED,
+        session_snapshot=outcome.session_snapshot if outcome is not None else None,
+        usage=outcome.usage if outcome is not None else None,
+        error=message or "the run was cancelled",
+        error_type=ErrorType.CANCELLED,
+        reason=reason,
+    )
 
 
 TERMINAL_EVENT = {
@@ -54,3 +88,4 @@ TERMINAL_EVENT = {
     RunStatus.FAILED: "run_failed",
     RunStatus.CANCELLED: "run_cancelled",
 }
+TERMINAL_EVENT_TYPES = frozenset(TERMINAL_EVENT.values())

@@ -1,13 +1,25 @@
-"""SQL for runs and their events. No commits here: callers own the transaction.
+"""SQL for runs and their events, in SQLAlchemy Core. No commits here: callers own the transaction.
+
+The hot path is a small, fixed number of statements per run, each compiled once and cached:
+
+- create: `INSERT runs` (with `last_event_seq = 1`) and `INSERT run_events` (`run_queued`);
+- claim: one `UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING …` for a
+  whole batch, one multi-row `INSERT run_events` (`run_started` of each), and, only for runs that
+  continue a session, one `SELECT` of their incoming snapshots;
+- finish: one `UPDATE … RETURNING` (terminal columns, the fence, the event seqs) and one
+  `INSERT run_events` (buffered text and the terminal event).
+
+Reads select the columns their caller returns, never the request columns (`composition`,
+`inputs`, incoming snapshots) unless executing the run.
 
 Fencing. A worker's writes to a run it executes carry a `Fence` (run id, attempt, lease owner) and
-only touch the row while all three still match and the run is not terminal. A worker whose lease
-lapsed (and whose run was failed or handed to a new attempt by the sweeper) therefore cannot write
+only touch the row while all three still match and the run is executing. A worker that was
+declared lost (its run failed or handed to a new attempt by a sweeper) therefore cannot write
 anything: its updates match no row.
 
-Event sequence numbers come from `runs.last_event_seq`, incremented by the same UPDATE that checks
-the run is not terminal. Appending is thus serialized per run, gap-free, and impossible once the
-terminal event (written in the same transaction as the terminal status) exists.
+Event sequence numbers come from `runs.last_event_seq`, advanced by the same UPDATE that checks the
+run is not terminal, by as many events as are appended. Appending is thus serialized per run,
+gap-free, and impossible once the terminal event (written with the terminal status) exists.
 """
 
 from __future__ import annotations
@@ -15,20 +27,49 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Run, RunEvent, RunStatus
+from app.models import Run, RunEvent, RunPurpose, RunStatus, Worker
 from app.models.base import utcnow
 from app.models.run import TERMINAL_RUN_STATUSES as TERMINAL
 
 EXECUTING = (RunStatus.RUNNING, RunStatus.CANCELLING)
+runs = cast(Table, Run.__table__)
+events = cast(Table, RunEvent.__table__)
+workers = cast(Table, Worker.__table__)
+
+#: What `RunRead` shows: everything but the request columns and the bookkeeping.
+READ_COLUMNS = (
+    runs.c.id,
+    runs.c.status,
+    runs.c.purpose,
+    runs.c.attempt,
+    runs.c.max_attempts,
+    runs.c.session_id,
+    runs.c.idempotency_key,
+    runs.c.metadata,
+    runs.c.created_at,
+    runs.c.queued_at,
+    runs.c.started_at,
+    runs.c.finished_at,
+    runs.c.updated_at,
+    runs.c.cancel_requested_at,
+    runs.c.cancel_reason,
+    runs.c.output,
+    runs.c.deferred_tool_call,
+    runs.c.session_snapshot,
+    runs.c.usage,
+    runs.c.error,
+    runs.c.error_type,
+    runs.c.reason,
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fence:
     """Identifies one attempt of one run held by one worker."""
 
@@ -36,25 +77,61 @@ class Fence:
     attempt: int
     owner: str
 
-    def clause(self) -> Any:
+    def clause(self, status: RunStatus | None = None) -> Any:
         return and_(
-            Run.id == self.run_id,
-            Run.attempt == self.attempt,
-            Run.lease_owner == self.owner,
-            Run.status.in_(EXECUTING),
+            runs.c.id == self.run_id,
+            runs.c.attempt == self.attempt,
+            runs.c.lease_owner == self.owner,
+            runs.c.status.in_(EXECUTING) if status is None else runs.c.status == status,
         )
 
 
-async def get_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run | None:
-    return await session.scalar(select(Run).where(Run.id == run_id, Run.tenant_id == tenant_id))
+@dataclass(slots=True)
+class ClaimedRun:
+    """A run this worker just claimed: what executing it needs."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    attempt: int
+    purpose: RunPurpose
+    composition: dict[str, Any]
+    inputs: dict[str, Any]
+    session_snapshot_in: dict[str, Any] | None
+    snapshot_in_run_id: uuid.UUID | None
+    session_id: uuid.UUID | None
+    metadata: dict[str, Any]
+    started_seq: int
+    max_attempts: int
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+async def get_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Any | None:
+    """The run's `READ_COLUMNS` row, or None (also for another tenant's run)."""
+    result = await session.execute(
+        select(*READ_COLUMNS).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
+    )
+    return result.first()
+
+
+async def run_exists(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        select(runs.c.status).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
+    )
+    return result.first() is not None
 
 
 async def get_run_by_key(
     session: AsyncSession, tenant_id: uuid.UUID, idempotency_key: str
-) -> Run | None:
-    return await session.scalar(
-        select(Run).where(Run.tenant_id == tenant_id, Run.idempotency_key == idempotency_key)
+) -> Any | None:
+    """The run created with this key (`READ_COLUMNS` and `request_fingerprint`), or None."""
+    result = await session.execute(
+        select(*READ_COLUMNS, runs.c.request_fingerprint).where(
+            runs.c.tenant_id == tenant_id, runs.c.idempotency_key == idempotency_key
+        )
     )
+    return result.first()
 
 
 async def list_runs(
@@ -64,161 +141,359 @@ async def list_runs(
     statuses: Sequence[RunStatus],
     before: uuid.UUID | None,
     limit: int,
-) -> list[Run]:
+) -> list[Any]:
     """Newest first. Ids are UUIDv7, so ordering by id is ordering by creation time."""
-    query = select(Run).where(Run.tenant_id == tenant_id)
+    query = select(*READ_COLUMNS).where(runs.c.tenant_id == tenant_id)
     if statuses:
-        query = query.where(Run.status.in_(statuses))
+        query = query.where(runs.c.status.in_(statuses))
     if before is not None:
-        query = query.where(Run.id < before)
-    return list(await session.scalars(query.order_by(Run.id.desc()).limit(limit)))
+        query = query.where(runs.c.id < before)
+    return list((await session.execute(query.order_by(runs.c.id.desc()).limit(limit))).all())
 
 
 async def count_queued(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     count = await session.scalar(
         select(func.count())
-        .select_from(Run)
-        .where(Run.tenant_id == tenant_id, Run.status == RunStatus.QUEUED)
+        .select_from(runs)
+        .where(runs.c.tenant_id == tenant_id, runs.c.status == RunStatus.QUEUED)
     )
     return int(count or 0)
 
 
-async def append_event(
-    session: AsyncSession,
-    run_id: uuid.UUID,
-    event_type: str,
-    data: dict[str, Any],
-    *,
-    fence: Fence | None = None,
-) -> int | None:
-    """Append one event; its seq, or None when the run is terminal (or the fence is stale)."""
-    condition = (
-        fence.clause() if fence is not None else and_(Run.id == run_id, Run.status.not_in(TERMINAL))
+async def run_status(session: AsyncSession, run_id: uuid.UUID) -> RunStatus | None:
+    status = await session.scalar(select(runs.c.status).where(runs.c.id == run_id))
+    return None if status is None else RunStatus(status)
+
+
+async def snapshots_of(
+    session: AsyncSession, run_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any] | None]:
+    """The resulting snapshot of each run (runs that do not exist are left out)."""
+    if not run_ids:
+        return {}
+    result = await session.execute(
+        select(runs.c.id, runs.c.session_snapshot).where(runs.c.id.in_(run_ids))
     )
-    now = utcnow()
-    row = (
-        await session.execute(
-            update(Run)
-            .where(condition)
-            .values(last_event_seq=Run.last_event_seq + 1, updated_at=now)
-            .returning(Run.last_event_seq, Run.tenant_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    seq, tenant_id = row
-    session.add(
-        RunEvent(
-            run_id=run_id, seq=seq, tenant_id=tenant_id, type=event_type, data=data, created_at=now
-        )
-    )
-    await session.flush()
-    return int(seq)
+    return {row.id: row.session_snapshot for row in result}
 
 
 async def list_events(
     session: AsyncSession, run_id: uuid.UUID, *, after: int, limit: int
-) -> list[RunEvent]:
-    return list(
-        await session.scalars(
-            select(RunEvent)
-            .where(RunEvent.run_id == run_id, RunEvent.seq > after)
-            .order_by(RunEvent.seq)
-            .limit(limit)
-        )
+) -> list[Any]:
+    result = await session.execute(
+        select(events.c.seq, events.c.run_id, events.c.type, events.c.data, events.c.created_at)
+        .where(events.c.run_id == run_id, events.c.seq > after)
+        .order_by(events.c.seq)
+        .limit(limit)
     )
+    return list(result.all())
 
 
-async def claim_queued(
-    session: AsyncSession, *, owner: str, limit: int, lease_seconds: float
-) -> list[Run]:
-    """Move up to `limit` queued runs to `running` under this worker's lease, oldest first.
+# --- writes -------------------------------------------------------------------------------------
 
-    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass each other's rows.
-    SQLite: the clause renders as nothing; the transaction began with BEGIN IMMEDIATE, so
-    claimers are serialized and each sees the others' claims.
-    """
-    ids = list(
-        await session.scalars(
-            select(Run.id)
-            .where(Run.status == RunStatus.QUEUED)
-            .order_by(Run.queued_at, Run.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
-        return []
-    now = utcnow()
+
+async def insert_run(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(runs), values)
+
+
+async def insert_events(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    first_seq: int,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    now: datetime,
+) -> None:
     await session.execute(
-        update(Run)
-        .where(Run.id.in_(ids), Run.status == RunStatus.QUEUED)
-        .values(
-            status=RunStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            heartbeat_at=now,
-            started_at=now,
-            updated_at=now,
-        )
-    )
-    return list(
-        await session.scalars(
-            select(Run)
-            .where(Run.id.in_(ids), Run.lease_owner == owner)
-            .order_by(Run.queued_at, Run.id)
-            .execution_options(populate_existing=True)
-        )
+        insert(events),
+        [
+            {
+                "run_id": run_id,
+                "seq": first_seq + offset,
+                "tenant_id": tenant_id,
+                "type": event_type,
+                "data": data,
+                "created_at": now,
+            }
+            for offset, (event_type, data) in enumerate(items)
+        ],
     )
 
 
-async def renew_lease(
-    session: AsyncSession, fence: Fence, *, lease_seconds: float
-) -> RunStatus | None:
-    """Extend the lease; the run's status (RUNNING or CANCELLING), or None if the fence is stale."""
+async def append_events(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    fence: Fence | None = None,
+) -> int | None:
+    """Append events in order; the first one's seq, or None when the run is terminal (or the
+    fence is stale), in which case nothing is written."""
+    condition = (
+        fence.clause()
+        if fence is not None
+        else and_(runs.c.id == run_id, runs.c.status.not_in(TERMINAL))
+    )
     now = utcnow()
     row = (
         await session.execute(
-            update(Run)
-            .where(fence.clause())
-            .values(
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                heartbeat_at=now,
-            )
-            .returning(Run.status)
+            update(runs)
+            .where(condition)
+            .values(last_event_seq=runs.c.last_event_seq + len(items), updated_at=now)
+            .returning(runs.c.last_event_seq, runs.c.tenant_id)
         )
     ).first()
-    return None if row is None else RunStatus(row[0])
+    if row is None:
+        return None
+    first = int(row.last_event_seq) - len(items) + 1
+    await insert_events(session, run_id, row.tenant_id, first, items, now)
+    return first
 
 
-async def lock_for_finish(session: AsyncSession, fence: Fence) -> Run | None:
-    """The run row if this worker may still finish it (locked FOR UPDATE on PostgreSQL)."""
-    return await session.scalar(
-        select(Run)
-        .where(fence.clause())
-        .with_for_update()
-        .execution_options(populate_existing=True)
+async def claim_queued(
+    session: AsyncSession, *, owner: str, limit: int, now: datetime
+) -> list[ClaimedRun]:
+    """Move up to `limit` queued runs to `running` under `owner`, oldest first, and write their
+    `run_started` events. Resolves the incoming snapshots of runs that continue a session.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass each other's rows.
+    SQLite: the clause renders as nothing; the one writer per process and `BEGIN IMMEDIATE`
+    between processes serialize claimers.
+    """
+    oldest = (
+        select(runs.c.id)
+        .where(runs.c.status == RunStatus.QUEUED)
+        .order_by(runs.c.queued_at, runs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-
-
-async def expired_leases(session: AsyncSession, *, now: datetime, limit: int) -> list[Run]:
-    return list(
-        await session.scalars(
-            select(Run)
-            .where(Run.status.in_(EXECUTING), Run.lease_expires_at < now)
-            .order_by(Run.lease_expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
+    result = await session.execute(
+        update(runs)
+        .where(runs.c.id.in_(oldest), runs.c.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.RUNNING,
+            lease_owner=owner,
+            started_at=now,
+            updated_at=now,
+            last_event_seq=runs.c.last_event_seq + 1,
+        )
+        .returning(
+            runs.c.id,
+            runs.c.tenant_id,
+            runs.c.attempt,
+            runs.c.purpose,
+            runs.c.composition,
+            runs.c.inputs,
+            runs.c.session_snapshot_in,
+            runs.c.snapshot_in_run_id,
+            runs.c.session_id,
+            runs.c.metadata,
+            runs.c.last_event_seq,
+            runs.c.queued_at,
+            runs.c.max_attempts,
         )
     )
-
-
-async def lock_run(session: AsyncSession, run_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Run | None:
-    """The tenant's run, (re-)read with a row lock (PostgreSQL) for a state change."""
-    return await session.scalar(
-        select(Run)
-        .where(Run.id == run_id, Run.tenant_id == tenant_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    rows = sorted(result.all(), key=lambda row: (row.queued_at, row.id))
+    if not rows:
+        return []
+    await session.execute(
+        insert(events),
+        [
+            {
+                "run_id": row.id,
+                "seq": row.last_event_seq,
+                "tenant_id": row.tenant_id,
+                "type": "run_started",
+                "data": {"attempt": row.attempt, "worker": owner},
+                "created_at": now,
+            }
+            for row in rows
+        ],
     )
+    sources = await snapshots_of(
+        session, [row.snapshot_in_run_id for row in rows if row.snapshot_in_run_id is not None]
+    )
+    return [
+        ClaimedRun(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            attempt=row.attempt,
+            purpose=RunPurpose(row.purpose),
+            composition=row.composition,
+            inputs=row.inputs,
+            session_snapshot_in=(
+                sources.get(row.snapshot_in_run_id)
+                if row.snapshot_in_run_id is not None
+                else row.session_snapshot_in
+            ),
+            snapshot_in_run_id=row.snapshot_in_run_id,
+            session_id=row.session_id,
+            metadata=row.metadata,
+            started_seq=int(row.last_event_seq),
+            max_attempts=row.max_attempts,
+        )
+        for row in rows
+    ]
+
+
+async def finish(
+    session: AsyncSession,
+    fence: Fence,
+    *,
+    expected: RunStatus,
+    values: dict[str, Any],
+    event_count: int,
+) -> Any | None:
+    """Commit a terminal state if the fence holds and the run is `expected` (running or
+    cancelling). The row (`READ_COLUMNS`, `tenant_id`, `last_event_seq`) or None."""
+    now = values["finished_at"]
+    result = await session.execute(
+        update(runs)
+        .where(fence.clause(expected))
+        .values(
+            **values,
+            updated_at=now,
+            lease_owner=None,
+            last_event_seq=runs.c.last_event_seq + event_count,
+        )
+        .returning(*READ_COLUMNS, runs.c.tenant_id, runs.c.last_event_seq)
+    )
+    return result.first()
+
+
+async def settle(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    *,
+    statuses: Sequence[RunStatus],
+    values: dict[str, Any],
+    event_count: int,
+    attempt: int | None = None,
+) -> Any | None:
+    """Change a run's state without a fence (the API cancelling, a sweeper, which hold the
+    row's lock), or fenced on `attempt` only. The row (`READ_COLUMNS`, `tenant_id`,
+    `last_event_seq`), or None when the run is no longer in `statuses` (or that attempt)."""
+    now = values.get("finished_at") or utcnow()
+    condition = and_(runs.c.id == run_id, runs.c.status.in_(statuses))
+    if attempt is not None:
+        condition = and_(condition, runs.c.attempt == attempt)
+    result = await session.execute(
+        update(runs)
+        .where(condition)
+        .values(**values, updated_at=now, last_event_seq=runs.c.last_event_seq + event_count)
+        .returning(*READ_COLUMNS, runs.c.tenant_id, runs.c.last_event_seq)
+    )
+    return result.first()
+
+
+async def lock_run(session: AsyncSession, run_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Any | None:
+    """The tenant's run (`READ_COLUMNS`), locked (PostgreSQL) for a state change."""
+    result = await session.execute(
+        select(*READ_COLUMNS)
+        .where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
+        .with_for_update()
+    )
+    return result.first()
+
+
+async def cancel_state(session: AsyncSession, run_id: uuid.UUID) -> Any | None:
+    """(status, attempt, lease_owner, cancel_reason) of a run, for a worker checking a cancel."""
+    result = await session.execute(
+        select(runs.c.status, runs.c.attempt, runs.c.lease_owner, runs.c.cancel_reason).where(
+            runs.c.id == run_id
+        )
+    )
+    return result.first()
+
+
+async def holds_lease(session: AsyncSession, fence: Fence) -> bool:
+    result = await session.execute(select(runs.c.id).where(fence.clause()))
+    return result.first() is not None
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+async def register_worker(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(workers), values)
+
+
+async def heartbeat(session: AsyncSession, owner: str, *, now: datetime, in_flight: int) -> bool:
+    """Renew the worker's heartbeat; False when its row is gone (a sweeper deleted it)."""
+    result = await session.execute(
+        update(workers).where(workers.c.id == owner).values(heartbeat_at=now, in_flight=in_flight)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def executing_runs_of(session: AsyncSession, owner: str) -> list[Any]:
+    """(id, attempt, status, cancel_reason) of the runs `owner` executes, as the database sees
+    it: a run missing here is no longer this worker's (a sweeper settled it)."""
+    result = await session.execute(
+        select(runs.c.id, runs.c.attempt, runs.c.status, runs.c.cancel_reason).where(
+            runs.c.lease_owner == owner, runs.c.status.in_(EXECUTING)
+        )
+    )
+    return list(result.all())
+
+
+async def remove_worker(session: AsyncSession, owner: str) -> None:
+    await session.execute(workers.delete().where(workers.c.id == owner))
+
+
+async def lost_runs(
+    session: AsyncSession, *, me: str, stale_before: datetime, limit: int
+) -> list[Any]:
+    """Executing runs whose worker is not `me` and has a stale heartbeat or no row, locked
+    (PostgreSQL, skipping rows another sweeper holds)."""
+    owner = workers.alias("owner")
+    result = await session.execute(
+        select(
+            runs.c.id,
+            runs.c.tenant_id,
+            runs.c.status,
+            runs.c.attempt,
+            runs.c.max_attempts,
+            runs.c.lease_owner,
+            runs.c.cancel_reason,
+            runs.c.session_id,
+            runs.c.inputs,
+        )
+        .select_from(runs.outerjoin(owner, owner.c.id == runs.c.lease_owner))
+        .where(
+            runs.c.status.in_(EXECUTING),
+            runs.c.lease_owner != me,
+            (owner.c.id.is_(None)) | (owner.c.heartbeat_at < stale_before),
+        )
+        .order_by(runs.c.queued_at)
+        .limit(limit)
+        .with_for_update(of=runs, skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def remove_dead_workers(session: AsyncSession, *, dead_before: datetime) -> int:
+    """Delete worker rows silent since `dead_before` that no executing run names any more."""
+    executing = select(runs.c.id).where(
+        runs.c.lease_owner == workers.c.id, runs.c.status.in_(EXECUTING)
+    )
+    result = await session.execute(
+        workers.delete().where(workers.c.heartbeat_at < dead_before, ~executing.exists())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def list_workers(session: AsyncSession) -> list[Any]:
+    """Every worker row with the number of runs it executes now (from the runs table)."""
+    counts = (
+        select(runs.c.lease_owner, func.count().label("executing"))
+        .where(runs.c.status.in_(EXECUTING))
+        .group_by(runs.c.lease_owner)
+        .subquery()
+    )
+    result = await session.execute(
+        select(workers, func.coalesce(counts.c.executing, literal_column("0")).label("executing"))
+        .select_from(workers.outerjoin(counts, counts.c.lease_owner == workers.c.id))
+        .order_by(workers.c.started_at)
+    )
+    return list(result.all())

@@ -1,11 +1,22 @@
-"""The runner: executes one attempt of a run through the compositor and pydantic-ai.
+"""The runner: executes one attempt of a run through the compositor and one agent turn.
 
 Steps: rebuild the compositor from the stored composition with this server's registry; enter it
-with the stored configs and snapshot; apply `on_exit` (a cleanup run exits everything with
-DELETE); for an agent run, run a pydantic-ai agent with the aggregated prompts as run
-instructions (never saved into history), the user prompt fragments, the layers' tools, the
-output layer's type and the history layer's messages; store the new history into the history
-layer's runtime state; exit every layer; report one `RunOutcome`.
+with the server-side layer configs and the incoming snapshot; apply `on_exit` (a cleanup run
+exits everything with DELETE); for an agent run, run one agent turn (`app.runs.agent_loop`) with
+the aggregated prompts as run instructions (never saved into history), the user prompt
+fragments, the layers' tools, the output layer's type and the history layer's messages; store
+the new history into the history layer's runtime state; exit every layer; report one
+`RunOutcome`.
+
+Stopping. A cancel, a shutdown, a lost lease or the run's timeout interrupts the agent turn where
+it waits (the turn runs in a task of its own, which is cancelled), never a layer hook. How the
+layers then exit depends on why:
+
+- cancel or timeout: as `on_exit` says; the run ends `cancelled` / `failed`;
+- shutdown: every layer exits with SUSPEND, whatever `on_exit` says: the run is handed back
+  (queued again or failed `worker_shutdown`) and its session must stay resumable;
+- lost lease: the same, and the worker writes nothing of the outcome (another attempt may own
+  the run and its session now).
 
 Snapshot rule: `succeeded`/`paused` always carry the new snapshot. `failed`/`cancelled` carry it
 only when every layer entered and exited cleanly; otherwise the caller keeps its previous one.
@@ -17,29 +28,25 @@ block came from a layer's own hooks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncIterable
 from typing import Any
 
 import structlog
 from pydantic_ai import (
-    Agent,
     DeferredToolRequests,
     DeferredToolResults,
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     PartDeltaEvent,
     PartStartEvent,
-    RunContext,
     TextPart,
     TextPartDelta,
     UsageLimitExceeded,
-    UsageLimits,
 )
 from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
 from pydantic_ai.messages import ModelMessage, ModelRequest
+from pydantic_core import to_jsonable_python
 
 from app.compositor import CompositorError, CompositorRun
 from app.config import Settings
@@ -49,23 +56,17 @@ from app.layers.ask_human import AskHumanLayer
 from app.layers.base import HistoryLayer, ModelLayer, OutputLayer
 from app.layers.llm import UnknownModelProvider
 from app.models import RunPurpose, RunStatus
+from app.runs.agent_loop import run_turn
 from app.runs.manager import CancelSignal, EventSink, RunJob
 from app.runs.outcome import ErrorType, RunOutcome
 from app.runs.schemas import ExitIntentName, OnExit, RunComposition
-from app.runs.validation import build_compositor
+from app.runs.validation import build_compositor, replayable_specs, server_configs
 
 log = structlog.get_logger("strata.runner")
 
 _MAX_EVENT_TEXT = 4000
 _RETIRING = (RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-class _Stopped(Exception):
-    """The agent was stopped (cancel, shutdown, lost lease) or ran out of time."""
-
-    def __init__(self, outcome: RunOutcome) -> None:
-        super().__init__(outcome.error)
-        self.outcome = outcome
+_HANDED_BACK = ("shutdown", "lease_lost")
 
 
 class AgentRunner:
@@ -80,7 +81,8 @@ class AgentRunner:
         try:
             composition = RunComposition.model_validate(job.composition)
             compositor = build_compositor(composition, self.registry)
-            run = compositor.create_run(inputs.get("configs") or {}, job.session_snapshot_in)
+            configs = server_configs(composition, tenant_id=str(job.tenant_id))
+            run = compositor.create_run(configs, job.session_snapshot_in)
         except (ValidationFailed, CompositorError) as error:
             return RunOutcome(
                 status=RunStatus.FAILED,
@@ -97,12 +99,19 @@ class AgentRunner:
                     body = RunOutcome(status=RunStatus.SUCCEEDED, output=None)
                 else:
                     body = await self._agent_turn(run, job, sink, cancel)
-                    if job.session_id is not None and body.status in _RETIRING:
-                        # the session is retired on failure: release what its layers hold
-                        run.delete_on_exit()
+                if cancel.reason in _HANDED_BACK:
+                    run.suspend_on_exit()  # handed back: the session must stay resumable
+                elif job.session_id is not None and body.status in _RETIRING:
+                    # the session is retired on failure: release what its layers hold
+                    run.delete_on_exit()
         except Exception as error:  # a layer hook or resource context failed
             layer = getattr(error, "layer", None)
-            log.warning("layer_failed", run_id=str(job.run_id), layer=layer, error=str(error))
+            log.warning(
+                "layer_failed",
+                run_id=str(job.run_id),
+                layer=layer,
+                error_class=type(error).__name__,
+            )
             return RunOutcome(
                 status=RunStatus.FAILED,
                 usage=body.usage if body else None,
@@ -112,6 +121,8 @@ class AgentRunner:
             )
         snapshot = run.session_snapshot
         body.session_snapshot = snapshot.model_dump(mode="json") if snapshot is not None else None
+        if job.session_id is not None:
+            body.layer_specs = replayable_specs(composition, self.registry)
         return body
 
     async def _agent_turn(
@@ -158,34 +169,25 @@ class AgentRunner:
                 error_type=ErrorType.INVALID_RUN,
                 reason="unknown_model_provider",
             )
-        agent: Agent[None, Any] = Agent(model, output_type=output_type, tools=run.tools)
-        if output is not None:
-            checked = output
 
-            @agent.output_validator
-            def _check_output(value: Any) -> Any:
-                if isinstance(value, DeferredToolRequests):
-                    return value
-                return checked.validate_output(value)
+        async def on_event(event: Any) -> None:
+            await _forward_event(event, sink)
 
-        async def on_events(_ctx: RunContext[None], events: AsyncIterable[Any]) -> None:
-            async for event in events:
-                await _forward_event(event, sink)
-
-        limits = UsageLimits(request_limit=int(inputs.get("max_model_requests") or 1))
         timeout = float(inputs.get("timeout_seconds") or self.settings.run_max_timeout_seconds)
-        agent_task = asyncio.create_task(
-            agent.run(
-                user_prompt if deferred is None or user_prompt else None,
-                message_history=history_in or None,
-                deferred_tool_results=deferred,
-                instructions=instructions,
-                usage_limits=limits,
-                event_stream_handler=on_events,
-            )
+        turn = run_turn(
+            model,
+            user_prompt=user_prompt,
+            instructions=instructions,
+            history=history_in,
+            tools=list(run.tools),
+            output_type=output_type,
+            output_validator=output.validate_output if output is not None else None,
+            deferred=deferred,
+            request_limit=int(inputs.get("max_model_requests") or 1),
+            on_event=on_event,
         )
         try:
-            result = await _wait_agent(agent_task, cancel, timeout)
+            result = await _stoppable(turn, cancel, timeout)
         except _Stopped as stopped:
             return stopped.outcome
         except UsageLimitExceeded as error:
@@ -208,7 +210,7 @@ class AgentRunner:
 
         usage = _usage(result.usage)
         if history is not None:
-            history.runtime_state.messages = _strip_instructions(result.all_messages())
+            history.runtime_state.messages = _strip_instructions(result.messages)
         if isinstance(result.output, DeferredToolRequests):
             call = result.output.calls[0]
             return RunOutcome(
@@ -224,38 +226,52 @@ class AgentRunner:
         return RunOutcome(status=RunStatus.SUCCEEDED, output=_jsonable(result.output), usage=usage)
 
 
-async def _wait_agent(task: asyncio.Task[Any], cancel: CancelSignal, timeout: float) -> Any:
-    stop = asyncio.create_task(cancel.event.wait())
+class _Stopped(Exception):
+    """The agent turn was interrupted: by the run's cancel signal or its timeout."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+async def _stoppable(coroutine: Any, cancel: CancelSignal, timeout: float) -> Any:
+    """Await `coroutine` in a task of its own that the cancel signal or the timeout cancels;
+    `_Stopped` with the matching outcome when that happened. A cancellation of the caller's
+    own task propagates unchanged (and cancels the turn with it)."""
+    turn = asyncio.ensure_future(coroutine)
+    why: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not why:
+            why.append(reason)
+            turn.cancel()
+
+    handle = asyncio.get_running_loop().call_later(timeout, stop, "timeout")
+    remove = cancel.on_set(lambda: stop("cancel"))
     try:
-        done, _ = await asyncio.wait(
-            {task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        return await turn
     except asyncio.CancelledError:
-        task.cancel()
-        raise
+        current = asyncio.current_task()
+        if not why or (current is not None and current.cancelling()):
+            raise
     finally:
-        stop.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
-    if cancel.is_set():
-        reason = cancel.reason or "cancel_requested"
+        handle.cancel()
+        remove()
+    if why[0] == "timeout":
         raise _Stopped(
             RunOutcome(
-                status=RunStatus.CANCELLED,
-                error=cancel.message or "the run was cancelled",
-                error_type=ErrorType.CANCELLED,
-                reason=reason,
+                status=RunStatus.FAILED,
+                error=f"the run exceeded its timeout of {timeout:g} seconds",
+                error_type=ErrorType.RUN_LIMIT_EXCEEDED,
+                reason="timeout",
             )
         )
     raise _Stopped(
         RunOutcome(
-            status=RunStatus.FAILED,
-            error=f"the run exceeded its timeout of {timeout:g} seconds",
-            error_type=ErrorType.RUN_LIMIT_EXCEEDED,
-            reason="timeout",
+            status=RunStatus.CANCELLED,
+            error=cancel.message or "the run was cancelled",
+            error_type=ErrorType.CANCELLED,
+            reason=cancel.reason or "cancel_requested",
         )
     )
 
@@ -354,10 +370,8 @@ def _provider_message(error: ModelHTTPError) -> str:
 def _from_tool(error: BaseException) -> bool:
     tb = error.__traceback__
     while tb is not None:
-        if (
-            "pydantic_ai/tools" in tb.tb_frame.f_code.co_filename
-            or "_tool_manager" in tb.tb_frame.f_code.co_filename
-        ):
+        filename = tb.tb_frame.f_code.co_filename
+        if "pydantic_ai/tools" in filename or "tool_manager" in filename:
             return True
         tb = tb.tb_next
     return False
@@ -365,6 +379,4 @@ def _from_tool(error: BaseException) -> bool:
 
 def _jsonable(value: Any) -> Any:
     """JSON-compatible copy of `value` (pydantic/dataclass values become plain data)."""
-    from pydantic_core import to_jsonable_python
-
     return to_jsonable_python(value)

@@ -1,8 +1,13 @@
 """Run use cases behind the HTTP API: create, read, list, cancel, wait, events.
 
-Functions take the request's database session and never commit (the request dependency does).
-Notifications are arranged inside the transaction (`Notifier.notify_in_transaction`) so they are
-delivered only if it commits.
+Writes go through `Database.write` (`app.db`): validation happens before, outside the writer, so a
+422 never costs a transaction, and the job itself is a few statements. Notifications are recorded
+in the transaction's outbox (`app.notifier`) and delivered only if it commits.
+
+Waiting and streaming hold no database connection while they wait: they subscribe to the run's
+topic first, read once, then sleep until a notification. In the process that executed the run,
+the notification carries the events and the terminal row (`RunUpdate`), so nothing is read
+again; from another process it is a hint followed by one read.
 """
 
 from __future__ import annotations
@@ -10,30 +15,32 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import SessionFactory, is_database_unavailable
+from app.db import Database, is_database_unavailable
 from app.errors import Conflict, NotFound, TooManyRequests
 from app.keys import Principal
 from app.layers import LayerRegistry
-from app.models import Run, RunEvent, RunStatus, WorkflowAgentRuntimeSession
+from app.models import RunStatus
 from app.models.base import new_id, utcnow
-from app.notifier import QUEUE_TOPIC, Notifier, run_topic
+from app.notifier import QUEUE_TOPIC, Notifier, cancel_topic, hand_off, notify, run_topic
 from app.runs import repository
-from app.runs.manager import cancel_topic, commit_terminal
-from app.runs.outcome import ErrorType, RunOutcome
-from app.runs.schemas import CreateRunRequest, RunEventRead
-from app.runs.validation import replayable_specs, validate_run_request
-from app.sessions import scope
+from app.runs.outcome import TERMINAL_EVENT_TYPES, ErrorType, RunOutcome
+from app.runs.policy import ResolvedSnapshot, SessionPolicy
+from app.runs.schemas import CreateRunRequest, RunEventRead, RunRead, SessionScope
+from app.runs.terminal import EventRecord, RunUpdate, commit_terminal
+from app.runs.validation import validate_run_request
 
 _OUTAGE_RETRY_SECONDS = 0.5
+_EVENT_PAGE = 200
 
 
 def request_fingerprint(request: CreateRunRequest) -> str:
@@ -43,60 +50,95 @@ def request_fingerprint(request: CreateRunRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def create_run(
-    session: AsyncSession,
-    *,
-    principal: Principal,
+_UNSET_ON_CREATE = dict.fromkeys(
+    ("started_at", "finished_at", "cancel_requested_at", "cancel_reason"), None
+)
+
+
+def run_read(row: Any) -> RunRead:
+    """The API view of a run from a row with `repository.READ_COLUMNS`, or from the values a
+    run was just inserted with."""
+    if isinstance(row, dict):
+        return RunRead.model_validate({**_UNSET_ON_CREATE, **row})
+    return RunRead.model_validate(row._mapping)
+
+
+class QueueQuota:
+    """The per-tenant cap on queued runs (`STRATA_MAX_QUEUED_RUNS_PER_TENANT`), 429 above it.
+
+    Counting a tenant's queued runs for every POST would read thousands of index entries under
+    load, so the count is refreshed at most every `refresh_seconds` per tenant and the runs this
+    process queued since are added to it. Several API processes may therefore overshoot the cap
+    by what they accept within one refresh; it is a guard against runaway clients, not a quota
+    to the unit.
+    """
+
+    def __init__(self, limit: int, *, refresh_seconds: float = 1.0) -> None:
+        self.limit = limit
+        self.refresh_seconds = refresh_seconds
+        self._counts: dict[uuid.UUID, tuple[float, int]] = {}
+
+    async def check(self, db: Database, tenant_id: uuid.UUID) -> None:
+        now = time.monotonic()
+        entry = self._counts.get(tenant_id)
+        if entry is None or now - entry[0] > self.refresh_seconds:
+            count = await db.read(repository.count_queued, tenant_id)
+            entry = self._counts[tenant_id] = (now, count)
+        if entry[1] >= self.limit:
+            raise TooManyRequests(
+                f"this tenant already has {entry[1]} queued runs; retry later",
+                code="queue_full",
+                headers={"Retry-After": "5"},
+            )
+
+    def added(self, tenant_id: uuid.UUID) -> None:
+        entry = self._counts.get(tenant_id)
+        if entry is not None:
+            self._counts[tenant_id] = (entry[0], entry[1] + 1)
+
+
+@dataclass
+class PreparedRun:
+    """A validated run, ready to be inserted."""
+
+    values: dict[str, Any]
+    scope: SessionScope | None
+    resolved: ResolvedSnapshot
+    key: str | None
+    fingerprint: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        run_id: uuid.UUID = self.values["id"]
+        return run_id
+
+
+def prepare_run(
     request: CreateRunRequest,
-    idempotency_key: str | None,
+    *,
+    tenant_id: uuid.UUID,
     registry: LayerRegistry,
     settings: Settings,
-    notifier: Notifier,
-    attach_session: WorkflowAgentRuntimeSession | None = None,
+    resolved: ResolvedSnapshot,
+    key: str | None,
+    fingerprint: str,
+    session_id: uuid.UUID | None = None,
     extra_inputs: dict[str, Any] | None = None,
-) -> tuple[Run, bool]:
-    """Validate and queue a run. Returns (run, created); created is False for a replay.
-
-    Raises `ValidationFailed` (422) before anything is written, `Conflict`
-    (`idempotency_key_reused`) when the key was used for a different request, `Conflict`
-    (`session_busy`) when the request's session has a run in flight, and `TooManyRequests` when
-    the tenant has too many queued runs. `attach_session` links the run to a session row the
-    caller already occupies (a retire's cleanup run); `extra_inputs` are stored with the run.
-    """
-    key = idempotency_key or request.idempotency_key
-    fingerprint = request_fingerprint(request)
-    if key is not None:
-        existing = await repository.get_run_by_key(session, principal.tenant_id, key)
-        if existing is not None:
-            return _replay(existing, fingerprint), False
-
-    snapshot = request.session_snapshot
-    if request.session is not None:
-        snapshot = await scope.resolve_snapshot(
-            session, principal.tenant_id, request.session, request.session_snapshot
-        )
+) -> PreparedRun:
+    """Validate `request` (`ValidationFailed`, 422) and build its row. Pure: no I/O."""
     plan = validate_run_request(
-        request, registry, settings, tenant_id=str(principal.tenant_id), snapshot=snapshot
+        request, registry, settings, tenant_id=str(tenant_id), snapshot=resolved.snapshot
     )
-    queued = await repository.count_queued(session, principal.tenant_id)
-    if queued >= settings.max_queued_runs_per_tenant:
-        raise TooManyRequests(
-            f"this tenant already has {queued} queued runs; retry later",
-            code="queue_full",
-            headers={"Retry-After": "5"},
-        )
     now = utcnow()
-    run_id = new_id()
-    run = Run(
-        id=run_id,
-        tenant_id=principal.tenant_id,
-        status=RunStatus.QUEUED,
-        purpose=request.purpose,
-        attempt=1,
-        max_attempts=1 + request.retry.on_worker_lost,
-        composition=request.composition.model_dump(mode="json"),
-        inputs={
-            "configs": plan.configs,
+    values = {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "status": RunStatus.QUEUED,
+        "purpose": request.purpose,
+        "attempt": 1,
+        "max_attempts": 1 + request.retry.on_worker_lost,
+        "composition": request.composition.model_dump(mode="json"),
+        "inputs": {
             "on_exit": request.on_exit.model_dump(mode="json"),
             "deferred_tool_results": (
                 request.deferred_tool_results.model_dump(mode="json")
@@ -105,62 +147,153 @@ async def create_run(
             ),
             "max_model_requests": plan.max_model_requests,
             "timeout_seconds": plan.timeout_seconds,
-            "session_layer_specs": replayable_specs(request.composition, registry),
             **(extra_inputs or {}),
         },
-        session_snapshot_in=snapshot,
-        session_id=attach_session.id if attach_session is not None else None,
-        idempotency_key=key,
-        request_fingerprint=fingerprint,
-        metadata_=request.metadata,
-        created_at=now,
-        queued_at=now,
-        updated_at=now,
+        # stored once: the request's own snapshot, or a reference to the run that made it
+        "session_snapshot_in": resolved.snapshot if resolved.source_run_id is None else None,
+        "snapshot_in_run_id": resolved.source_run_id,
+        "session_id": session_id,
+        "idempotency_key": key,
+        "request_fingerprint": fingerprint,
+        "metadata": request.metadata,
+        "created_at": now,
+        "queued_at": now,
+        "updated_at": now,
+        "last_event_seq": 1,
+    }
+    return PreparedRun(values, request.session, resolved, key, fingerprint)
+
+
+async def create_run(
+    db: Database,
+    *,
+    principal: Principal,
+    request: CreateRunRequest,
+    idempotency_key: str | None,
+    registry: LayerRegistry,
+    settings: Settings,
+    policy: SessionPolicy,
+    quota: QueueQuota,
+    fingerprint: str | None = None,
+) -> tuple[RunRead, bool]:
+    """Validate and queue a run. Returns (run, created); created is False for a replay.
+
+    Raises `ValidationFailed` (422) before anything is written, `Conflict`
+    (`idempotency_key_reused`) when the key was used for a different request, `Conflict`
+    (`session_busy`) when the request's session has a run in flight, and `TooManyRequests` when
+    the tenant has too many queued runs. `fingerprint` overrides the request's own (a node run
+    fingerprints what its caller sent, not the composition built from it).
+    """
+    key = idempotency_key or request.idempotency_key
+    fingerprint = fingerprint or request_fingerprint(request)
+    if key is not None:
+        existing = await db.read(repository.get_run_by_key, principal.tenant_id, key)
+        if existing is not None:
+            return _replay(existing, fingerprint), False
+    resolved = ResolvedSnapshot(request.session_snapshot, None)
+    if request.session is not None:
+        try:
+            resolved = await db.read(
+                policy.resolve_snapshot,
+                principal.tenant_id,
+                request.session,
+                request.session_snapshot,
+            )
+        except Conflict:
+            # busy: perhaps with this very request, sent twice at once
+            existing = (
+                await db.read(repository.get_run_by_key, principal.tenant_id, key) if key else None
+            )
+            if existing is None:
+                raise
+            return _replay(existing, fingerprint), False
+    prepared = prepare_run(
+        request,
+        tenant_id=principal.tenant_id,
+        registry=registry,
+        settings=settings,
+        resolved=resolved,
+        key=key,
+        fingerprint=fingerprint,
     )
-    # One savepoint for occupying the session and inserting the run: a concurrent duplicate
-    # (same idempotency key) rolls back both, so no session is left pointing at a phantom run.
+    await quota.check(db, principal.tenant_id)
+    run, created = await db.write(insert_run, prepared, policy=policy)
+    if created:
+        quota.added(principal.tenant_id)
+    return run, created
+
+
+async def insert_run(
+    session: AsyncSession, prepared: PreparedRun, *, policy: SessionPolicy
+) -> tuple[RunRead, bool]:
+    """Insert a prepared run (in the caller's write transaction); (run, created).
+
+    Occupying the session and inserting the run share one savepoint: a concurrent duplicate
+    (same idempotency key) rolls back both, so no session points at a phantom run.
+    """
+    values = prepared.values
+    tenant_id: uuid.UUID = values["tenant_id"]
     try:
-        async with session.begin_nested():
-            if request.session is not None:
-                row = await scope.occupy(
-                    session,
-                    principal.tenant_id,
-                    request.session,
-                    run_id=run_id,
-                    expected_snapshot=snapshot,
-                )
-                run.session_id = row.id
-            session.add(run)
-            await session.flush()
+        if prepared.key is not None or prepared.scope is not None:
+            async with session.begin_nested():
+                await _insert(session, prepared, policy)
+        else:
+            await _insert(session, prepared, policy)
     except (IntegrityError, Conflict):
         existing = (
-            await repository.get_run_by_key(session, principal.tenant_id, key) if key else None
+            await repository.get_run_by_key(session, tenant_id, prepared.key)
+            if prepared.key is not None
+            else None
         )
         if existing is None:
             raise
-        return _replay(existing, fingerprint), False
-    await repository.append_event(
-        session, run.id, "run_queued", {"attempt": 1, "purpose": request.purpose.value}
+        return _replay(existing, prepared.fingerprint), False
+    notify(session, QUEUE_TOPIC)
+    return run_read(values), True
+
+
+async def _insert(session: AsyncSession, prepared: PreparedRun, policy: SessionPolicy) -> None:
+    values = prepared.values
+    if prepared.scope is not None:
+        values["session_id"] = await policy.occupy(
+            session,
+            values["tenant_id"],
+            prepared.scope,
+            run_id=prepared.id,
+            expected=prepared.resolved,
+        )
+    await repository.insert_run(session, values)
+    await repository.insert_events(
+        session,
+        prepared.id,
+        values["tenant_id"],
+        1,
+        [("run_queued", {"attempt": 1, "purpose": values["purpose"].value})],
+        values["created_at"],
     )
-    await notifier.notify_in_transaction(session, QUEUE_TOPIC, run_topic(run.id))
-    return run, True
 
 
-def _replay(existing: Run, fingerprint: str) -> Run:
+def _replay(existing: Any, fingerprint: str) -> RunRead:
     if existing.request_fingerprint != fingerprint:
         raise Conflict(
             "this idempotency key was already used for a different request",
             code="idempotency_key_reused",
             details={"run_id": str(existing.id)},
         )
-    return existing
+    return run_read(existing)
 
 
-async def get_run(session: AsyncSession, principal: Principal, run_id: uuid.UUID) -> Run:
-    run = await repository.get_run(session, principal.tenant_id, run_id)
-    if run is None:
+async def get_run(session: AsyncSession, principal: Principal, run_id: uuid.UUID) -> RunRead:
+    row = await repository.get_run(session, principal.tenant_id, run_id)
+    if row is None:
         raise NotFound("run not found", code="run_not_found")
-    return run
+    return run_read(row)
+
+
+async def ensure_run(session: AsyncSession, principal: Principal, run_id: uuid.UUID) -> None:
+    """`NotFound` unless the tenant has this run."""
+    if not await repository.run_exists(session, principal.tenant_id, run_id):
+        raise NotFound("run not found", code="run_not_found")
 
 
 async def cancel_run(
@@ -169,108 +302,170 @@ async def cancel_run(
     principal: Principal,
     run_id: uuid.UUID,
     reason: str | None,
-    notifier: Notifier,
-) -> Run:
-    """Cancel a run. Queued: cancelled at once. Running: `cancelling` until its worker exits.
+    policy: SessionPolicy,
+) -> RunRead:
+    """Cancel a run (a write job). Queued: cancelled at once. Running: `cancelling` until its
+    worker has exited every layer.
 
     Idempotent for runs already cancelling or cancelled; `Conflict` (`run_already_finished`)
     when the run succeeded, paused or failed.
     """
-    run = await repository.lock_run(session, run_id, tenant_id=principal.tenant_id)
-    if run is None:
+    row = await repository.lock_run(session, run_id, tenant_id=principal.tenant_id)
+    if row is None:
         raise NotFound("run not found", code="run_not_found")
-    if run.status is RunStatus.QUEUED:
+    status = RunStatus(row.status)
+    now = utcnow()
+    if status is RunStatus.QUEUED:
         outcome = RunOutcome(
             status=RunStatus.CANCELLED,
             error=reason or "the run was cancelled before it started",
             error_type=ErrorType.CANCELLED,
             reason="cancel_requested",
         )
-        now = utcnow()
-        run.cancel_requested_at, run.cancel_reason = now, reason
-        await session.flush()
-        await commit_terminal(session, notifier, run, outcome)
-    elif run.status is RunStatus.RUNNING:
-        now = utcnow()
-        await session.execute(
-            update(Run)
-            .where(Run.id == run.id, Run.status == RunStatus.RUNNING)
-            .values(
-                status=RunStatus.CANCELLING,
-                cancel_requested_at=now,
-                cancel_reason=reason,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        done = await commit_terminal(
+            session,
+            run_id=run_id,
+            attempt=row.attempt,
+            outcome=outcome,
+            policy=policy,
+            statuses=(RunStatus.QUEUED,),
+            extra_values={"cancel_requested_at": now, "cancel_reason": reason},
         )
-        await repository.append_event(session, run.id, "run_cancelling", {"reason": reason})
-        await notifier.notify_in_transaction(session, run_topic(run.id), cancel_topic(run.id))
-    elif run.status in (RunStatus.CANCELLING, RunStatus.CANCELLED):
-        pass
-    else:
-        raise Conflict(
-            f"the run already {run.status.value}; it can no longer be cancelled",
-            code="run_already_finished",
-            details={"status": run.status.value},
+        return run_read(done if done is not None else row)
+    if status is RunStatus.RUNNING:
+        item = ("run_cancelling", {"reason": reason})
+        changed = await repository.settle(
+            session,
+            run_id,
+            statuses=(RunStatus.RUNNING,),
+            values={
+                "status": RunStatus.CANCELLING,
+                "cancel_requested_at": now,
+                "cancel_reason": reason,
+            },
+            event_count=1,
         )
-    await session.flush()
-    refreshed = await repository.lock_run(session, run.id, tenant_id=principal.tenant_id)
-    assert refreshed is not None
-    return refreshed
+        if changed is None:  # pragma: no cover - the row is locked; kept for safety
+            return run_read(row)
+        seq = int(changed.last_event_seq)
+        await repository.insert_events(session, run_id, changed.tenant_id, seq, [item], now)
+        hand_off(
+            session,
+            run_topic(run_id),
+            RunUpdate(run_id, [EventRecord(seq, item[0], item[1], now)]),
+        )
+        hand_off(session, cancel_topic(run_id), reason or "")
+        return run_read(changed)
+    if status in (RunStatus.CANCELLING, RunStatus.CANCELLED):
+        return run_read(row)
+    raise Conflict(
+        f"the run already {status.value}; it can no longer be cancelled",
+        code="run_already_finished",
+        details={"status": status.value},
+    )
 
 
 async def wait_for_run(
-    session_factory: SessionFactory,
+    db: Database,
     notifier: Notifier,
     *,
     principal: Principal,
     run_id: uuid.UUID,
     timeout: float,
-) -> Run:
-    """The run as soon as it is terminal, or as it is at the deadline. Woken by notifications."""
+) -> RunRead:
+    """The run as soon as it is terminal, or as it is at the deadline. Woken by notifications;
+    no connection is held while waiting."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with notifier.subscribe(run_topic(run_id)) as wake:
         while True:
             try:
-                async with session_factory() as session:
-                    run = await repository.get_run(session, principal.tenant_id, run_id)
+                run = await db.read(get_run, principal, run_id)
             except Exception as error:
                 # the database is away: keep waiting (and retrying) until the deadline
                 if not is_database_unavailable(error) or loop.time() >= deadline:
                     raise
-                await asyncio.sleep(min(_OUTAGE_RETRY_SECONDS, deadline - loop.time()))
+                await asyncio.sleep(max(0.0, min(_OUTAGE_RETRY_SECONDS, deadline - loop.time())))
                 continue
-            if run is None:
-                raise NotFound("run not found", code="run_not_found")
-            remaining = deadline - loop.time()
-            if run.status.is_terminal or remaining <= 0:
+            if run.status.is_terminal or loop.time() >= deadline:
                 return run
-            await wake.wait(remaining)
+            while True:
+                woke = await wake.wait(deadline - loop.time())
+                payloads, needs_read = wake.take_payloads()
+                handed = _terminal_of(payloads)
+                if handed is not None:
+                    return run_read(handed)
+                if not woke or needs_read:
+                    break  # the deadline, or news from another process: read the run once
+                # events this process appended while the run goes on: keep waiting
+
+
+def _terminal_of(payloads: list[Any]) -> Any | None:
+    for payload in payloads:
+        if isinstance(payload, RunUpdate) and payload.run is not None:
+            return payload.run
+    return None
 
 
 async def list_events(
     session: AsyncSession, principal: Principal, run_id: uuid.UUID, *, after: int, limit: int
-) -> list[RunEvent]:
-    await get_run(session, principal, run_id)
-    return await repository.list_events(session, run_id, after=after, limit=limit)
+) -> list[RunEventRead]:
+    await ensure_run(session, principal, run_id)
+    rows = await repository.list_events(session, run_id, after=after, limit=limit)
+    return await _event_reads(session, run_id, rows)
 
 
-TERMINAL_EVENT_TYPES = frozenset({"run_succeeded", "run_paused", "run_failed", "run_cancelled"})
+async def _event_reads(
+    session: AsyncSession, run_id: uuid.UUID, rows: Sequence[Any]
+) -> list[RunEventRead]:
+    """Events as the API shows them; the terminal event gets the run's resulting snapshot."""
+    reads = [event_read(run_id, row.seq, row.type, row.data, row.created_at) for row in rows]
+    if reads and reads[-1].type in TERMINAL_EVENT_TYPES:
+        snapshots = await repository.snapshots_of(session, [run_id])
+        reads[-1] = with_snapshot(reads[-1], snapshots.get(run_id))
+    return reads
 
 
-def event_read(event: RunEvent) -> RunEventRead:
-    return RunEventRead(
-        seq=event.seq,
-        run_id=event.run_id,
-        type=event.type,
-        data=event.data,
-        created_at=event.created_at,
+def event_read(
+    run_id: uuid.UUID, seq: int, event_type: str, data: dict[str, Any], created_at: Any
+) -> RunEventRead:
+    return RunEventRead.model_construct(
+        seq=seq, run_id=run_id, type=event_type, data=data, created_at=created_at
     )
 
 
+def with_snapshot(event: RunEventRead, snapshot: dict[str, Any] | None) -> RunEventRead:
+    """The terminal event as the API shows it: its data with the run's resulting snapshot."""
+    data = dict(event.data)
+    data["session_snapshot"] = snapshot
+    return RunEventRead.model_construct(
+        seq=event.seq, run_id=event.run_id, type=event.type, data=data, created_at=event.created_at
+    )
+
+
+def _handed_events(run_id: uuid.UUID, update: RunUpdate) -> list[RunEventRead]:
+    reads = [
+        event_read(run_id, item.seq, item.type, item.data, item.created_at)
+        for item in update.events
+    ]
+    if reads and update.run is not None and reads[-1].type in TERMINAL_EVENT_TYPES:
+        reads[-1] = with_snapshot(reads[-1], update.run.session_snapshot)
+    return reads
+
+
+async def _read_events_after(
+    db: Database, run_id: uuid.UUID, cursor: int
+) -> tuple[RunStatus | None, list[RunEventRead]]:
+    async with db.reading() as session:
+        # the status is read first: a terminal event committed after this read is still found
+        # by the events query below
+        status = await repository.run_status(session, run_id)
+        rows = await repository.list_events(session, run_id, after=cursor, limit=_EVENT_PAGE)
+        return status, await _event_reads(session, run_id, rows)
+
+
 async def follow_events(
-    session_factory: SessionFactory,
+    db: Database,
     notifier: Notifier,
     run_id: uuid.UUID,
     *,
@@ -280,31 +475,51 @@ async def follow_events(
     """Stored events after `after`, then live ones; ends after the terminal event.
 
     Yields None when `keepalive_seconds` pass without an event (the caller sends a keep-alive).
-    Subscribes before reading, so an event committed between a read and the wait still wakes it.
+    Subscribes before reading, so an event committed between a read and the wait still wakes
+    it. Events handed over in this process are used as they are when they continue the stream
+    without a gap; anything else is read from the database.
     """
     cursor = after
+    need_read = True
     async with notifier.subscribe(run_topic(run_id)) as wake:
         while True:
-            try:
-                async with session_factory() as session:
-                    # the status is read first: a terminal event committed after this read is
-                    # still found by the events query below
-                    status = await session.scalar(select(Run.status).where(Run.id == run_id))
-                    events = await repository.list_events(session, run_id, after=cursor, limit=500)
-            except Exception as error:
-                if not is_database_unavailable(error):
-                    raise
-                yield None  # keep the stream alive through a database outage
-                await asyncio.sleep(_OUTAGE_RETRY_SECONDS)
-                continue
-            for event in events:
-                cursor = event.seq
-                yield event_read(event)
-                if event.type in TERMINAL_EVENT_TYPES:
-                    return
-            if not events and (status is None or status.is_terminal):
-                return  # resumed at or after the terminal event: nothing more will come
-            if len(events) == 500:
-                continue
-            if not await wake.wait(keepalive_seconds):
+            if need_read:
+                try:
+                    status, items = await _read_events_after(db, run_id, cursor)
+                except Exception as error:
+                    if not is_database_unavailable(error):
+                        raise
+                    yield None  # keep the stream alive through a database outage
+                    await asyncio.sleep(_OUTAGE_RETRY_SECONDS)
+                    continue
+                for item in items:
+                    cursor = item.seq
+                    yield item
+                    if item.type in TERMINAL_EVENT_TYPES:
+                        return
+                if not items and (status is None or status.is_terminal):
+                    return  # resumed at or after the terminal event: nothing more will come
+                if len(items) == _EVENT_PAGE:
+                    continue
+            woke = await wake.wait(keepalive_seconds)
+            if not woke:
+                need_read = False
                 yield None
+                continue
+            payloads, need_read = wake.take_payloads()
+            if need_read:
+                continue  # news from another process (or too much to keep): read
+            handed: list[RunEventRead] = []
+            for payload in payloads:
+                if isinstance(payload, RunUpdate):
+                    handed.extend(_handed_events(run_id, payload))
+            for item in handed:
+                if item.seq <= cursor:
+                    continue
+                if item.seq != cursor + 1:
+                    need_read = True  # a gap: something was committed elsewhere
+                    break
+                cursor = item.seq
+                yield item
+                if item.type in TERMINAL_EVENT_TYPES:
+                    return

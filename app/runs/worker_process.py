@@ -12,9 +12,8 @@ import signal
 import structlog
 
 from app.config import Settings
-from app.db import create_engine, create_session_factory
 from app.layers import LayerRegistry
-from app.lifespan import build_worker
+from app.lifespan import build_worker, open_database
 from app.metrics import Metrics
 from app.notifier import create_notifier
 
@@ -22,20 +21,17 @@ log = structlog.get_logger("strata.worker")
 
 
 async def run_worker_process(settings: Settings, registry: LayerRegistry | None = None) -> None:
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        connect_timeout=settings.db_connect_timeout_seconds,
-    )
     notifier = create_notifier(settings.database_url)
+    db = open_database(settings, notifier)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await db.start()
     await notifier.start()
     worker = build_worker(
         settings,
-        create_session_factory(engine),
+        db,
         notifier,
         registry or LayerRegistry.default(settings),
         Metrics(),
@@ -47,4 +43,4 @@ async def run_worker_process(settings: Settings, registry: LayerRegistry | None 
     finally:
         await worker.stop()
         await notifier.close()
-        await engine.dispose()
+        await db.close()

@@ -4,9 +4,9 @@ Retiring one session: wait (woken by the session's notifications) until no run i
 then, if the session holds a snapshot and replayable layer specs, queue a cleanup run that
 replays them with the snapshot (the model layer dropped from both, the other names in the same
 order) and exits every layer with DELETE; wait for it; the terminal transition of that run marks
-the session `cleaned` (`app.sessions.scope.on_run_terminal`). A session with nothing to release
-is marked `cleaned` directly. Every step re-reads the row, so calling retire again is safe, and a
-session with a run in flight is never retired underneath it.
+the session `cleaned` (`app.sessions.scope.SessionStore.on_run_terminal`). A session with nothing
+to release is marked `cleaned` directly. Every step re-reads the row, so calling retire again is
+safe, and a session with a run in flight is never retired underneath it.
 """
 
 from __future__ import annotations
@@ -15,58 +15,58 @@ import asyncio
 import uuid
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import SessionFactory, unit_of_work
+from app.db import Database
 from app.errors import AppError, NotFound
 from app.keys import Principal
 from app.layers import LayerRegistry
-from app.models import Run, RunPurpose, RuntimeSessionStatus, WorkflowAgentRuntimeSession
+from app.models import RunPurpose, RunStatus, RuntimeSessionStatus
 from app.models.base import utcnow
-from app.notifier import Notifier, run_topic, session_topic
+from app.notifier import Notifier, notify, run_topic, session_topic
+from app.runs import repository as runs_repository
 from app.runs import service as runs
+from app.runs.policy import ResolvedSnapshot, SessionPolicy
 from app.runs.schemas import CreateRunRequest, OnExit, RunComposition, RunLayerSpec
-from app.sessions.schemas import RetireReport, RetireResult
+from app.sessions import repository
+from app.sessions.schemas import RetireReport, RetireResult, SessionRead
 from app.sessions.scope import RETIRE_ROLE
 
 _CLEANUP_MIN_WAIT = 30.0
 
 
+def session_read(row: Any) -> SessionRead:
+    return SessionRead.model_validate(row._mapping)
+
+
 async def get_session(
-    factory: SessionFactory, principal: Principal, session_id: uuid.UUID
-) -> WorkflowAgentRuntimeSession:
-    async with factory() as session:
-        row = await session.scalar(
-            select(WorkflowAgentRuntimeSession).where(
-                WorkflowAgentRuntimeSession.id == session_id,
-                WorkflowAgentRuntimeSession.tenant_id == principal.tenant_id,
-            )
-        )
+    session: AsyncSession, principal: Principal, session_id: uuid.UUID
+) -> SessionRead:
+    row = await repository.get(session, principal.tenant_id, session_id)
     if row is None:
         raise NotFound("session not found", code="session_not_found")
-    return row
+    return session_read(row)
 
 
 async def list_sessions(
-    factory: SessionFactory,
+    session: AsyncSession,
     principal: Principal,
     *,
     workflow_run_id: str | None,
     status: RuntimeSessionStatus | None,
     before: uuid.UUID | None,
     limit: int,
-) -> list[WorkflowAgentRuntimeSession]:
-    table = WorkflowAgentRuntimeSession
-    query = select(table).where(table.tenant_id == principal.tenant_id)
-    if workflow_run_id is not None:
-        query = query.where(table.workflow_run_id == workflow_run_id)
-    if status is not None:
-        query = query.where(table.status == status)
-    if before is not None:
-        query = query.where(table.id < before)
-    async with factory() as session:
-        return list(await session.scalars(query.order_by(table.id.desc()).limit(limit)))
+) -> list[SessionRead]:
+    rows = await repository.list_sessions(
+        session,
+        principal.tenant_id,
+        workflow_run_id=workflow_run_id,
+        status=status,
+        before=before,
+        limit=limit,
+    )
+    return [session_read(row) for row in rows]
 
 
 class Retirer:
@@ -75,26 +75,26 @@ class Retirer:
     def __init__(
         self,
         *,
-        session_factory: SessionFactory,
-        read_factory: SessionFactory,
+        db: Database,
         notifier: Notifier,
         registry: LayerRegistry,
         settings: Settings,
+        policy: SessionPolicy,
         principal: Principal,
     ) -> None:
-        self.session_factory = session_factory
-        self.read_factory = read_factory
+        self.db = db
         self.notifier = notifier
         self.registry = registry
         self.settings = settings
+        self.policy = policy
         self.principal = principal
 
     async def retire_workflow_run(
         self, workflow_run_id: str, wait_seconds: float
     ) -> list[RetireReport]:
         """Retire every ACTIVE session of a workflow run, concurrently."""
-        rows = await list_sessions(
-            self.read_factory,
+        rows = await self.db.read(
+            list_sessions,
             self.principal,
             workflow_run_id=workflow_run_id,
             status=RuntimeSessionStatus.ACTIVE,
@@ -108,7 +108,7 @@ class Retirer:
         deadline = loop.time() + min(wait_seconds, self.settings.wait_max_seconds)
         async with self.notifier.subscribe(session_topic(session_id)) as wake:
             while True:
-                row = await get_session(self.read_factory, self.principal, session_id)
+                row = await self.db.read(get_session, self.principal, session_id)
                 if row.status is RuntimeSessionStatus.CLEANED:
                     return RetireReport(
                         session_id=row.id,
@@ -117,7 +117,7 @@ class Retirer:
                     )
                 if row.current_run_id is None:
                     try:
-                        started = await self._start_cleanup(row.id)
+                        started = await self.db.write(self._start_cleanup, row.id)
                     except AppError as error:  # the stored specs no longer validate, queue full
                         return RetireReport(
                             session_id=row.id,
@@ -138,42 +138,47 @@ class Retirer:
                     )
                 await wake.wait(remaining)
 
-    async def _start_cleanup(self, session_id: uuid.UUID) -> uuid.UUID | Literal[True] | None:
+    async def _start_cleanup(
+        self, session: AsyncSession, session_id: uuid.UUID
+    ) -> uuid.UUID | Literal[True] | None:
         """Queue the cleanup run (its id), retire at once when nothing needs releasing (True),
         or None when the session is busy or already retired now that it is locked."""
-        async with unit_of_work(self.session_factory) as session:
-            row = await session.scalar(
-                select(WorkflowAgentRuntimeSession)
-                .where(WorkflowAgentRuntimeSession.id == session_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-            if row is None or row.current_run_id is not None:
-                return None
-            if row.status is RuntimeSessionStatus.CLEANED:
-                return None
-            request = cleanup_request(row)
-            if request is None:
-                row.status = RuntimeSessionStatus.CLEANED
-                row.cleaned_at = row.updated_at = utcnow()
-                await session.flush()
-                await self.notifier.notify_in_transaction(session, session_topic(row.id))
-                return True
-            run, _ = await runs.create_run(
+        row = await repository.lock(session, session_id)
+        if row is None or row.current_run_id is not None:
+            return None
+        if row.status == RuntimeSessionStatus.CLEANED:
+            return None
+        snapshot = (
+            await repository.snapshot_of_run(session, row.snapshot_run_id)
+            if row.snapshot_run_id is not None
+            else None
+        )
+        request = cleanup_request(row, snapshot)
+        now = utcnow()
+        if request is None:
+            await repository.change(
                 session,
-                principal=self.principal,
-                request=request,
-                idempotency_key=None,
-                registry=self.registry,
-                settings=self.settings,
-                notifier=self.notifier,
-                attach_session=row,
-                extra_inputs={"session_role": RETIRE_ROLE},
+                row.id,
+                status=RuntimeSessionStatus.CLEANED,
+                cleaned_at=now,
+                updated_at=now,
             )
-            row.current_run_id = run.id
-            row.updated_at = utcnow()
-            await session.flush()
-            return run.id
+            notify(session, session_topic(row.id))
+            return True
+        prepared = runs.prepare_run(
+            request,
+            tenant_id=self.principal.tenant_id,
+            registry=self.registry,
+            settings=self.settings,
+            resolved=ResolvedSnapshot(request.session_snapshot, None),
+            key=None,
+            fingerprint=runs.request_fingerprint(request),
+            session_id=row.id,
+            extra_inputs={"session_role": RETIRE_ROLE},
+        )
+        run, _ = await runs.insert_run(session, prepared, policy=self.policy)
+        await repository.change(session, row.id, current_run_id=run.id, updated_at=now)
+        return run.id
 
     async def _await_cleanup(
         self, session_id: uuid.UUID, run_id: uuid.UUID, deadline: float
@@ -183,10 +188,11 @@ class Retirer:
         cleanup_deadline = max(deadline, loop.time() + _CLEANUP_MIN_WAIT)
         async with self.notifier.subscribe(run_topic(run_id)) as wake:
             while True:
-                async with self.read_factory() as session:
-                    run = await session.get(Run, run_id)
-                assert run is not None
-                if run.status.is_terminal:
+                async with self.db.reading() as session:
+                    run = await runs_repository.get_run(session, self.principal.tenant_id, run_id)
+                if run is None:
+                    raise NotFound("run not found", code="run_not_found")
+                if RunStatus(run.status).is_terminal:
                     break
                 remaining = cleanup_deadline - loop.time()
                 if remaining <= 0:
@@ -197,7 +203,7 @@ class Retirer:
                         reason="the cleanup run is still running",
                     )
                 await wake.wait(remaining)
-        if run.status.value == "succeeded":
+        if run.status == RunStatus.SUCCEEDED:
             return RetireReport(
                 session_id=session_id, result=RetireResult.CLEANED, cleanup_run_id=run_id
             )
@@ -205,14 +211,13 @@ class Retirer:
             session_id=session_id,
             result=RetireResult.CLEANUP_FAILED,
             cleanup_run_id=run_id,
-            reason=run.error or run.status.value,
+            reason=run.error or str(run.status),
         )
 
 
-def cleanup_request(row: WorkflowAgentRuntimeSession) -> CreateRunRequest | None:
+def cleanup_request(row: Any, snapshot: dict[str, Any] | None) -> CreateRunRequest | None:
     """The cleanup run replaying a session's stored specs, or None if nothing holds resources."""
     specs = row.composition_layer_specs or []
-    snapshot = row.session_snapshot
     if not specs or snapshot is None:
         return None
     names = [spec["name"] for spec in specs]

@@ -52,6 +52,13 @@ def _scope(node: str) -> dict[str, str]:
     }
 
 
+# a session's latest snapshot is stored once, on the run that produced it
+_SESSION_STATE = (
+    "SELECT s.status, r.session_snapshot FROM workflow_agent_runtime_sessions s "
+    "LEFT JOIN runs r ON r.id = s.snapshot_run_id"
+)
+
+
 def test_a_killed_worker_loses_no_run_and_retries_only_what_opted_in(
     fleet: Fleet, key: str, database_url: str
 ) -> None:
@@ -63,7 +70,7 @@ def test_a_killed_worker_loses_no_run_and_retries_only_what_opted_in(
     # a session with a saved snapshot, whose next run will be lost
     first = http.post("/v1/runs", json=chat("remember", session=_scope("n0"))).json()
     assert http.get(f"/v1/runs/{first['id']}/wait").json()["status"] == "succeeded"
-    saved = query(database_url, "SELECT session_snapshot FROM workflow_agent_runtime_sessions")
+    saved = query(database_url, _SESSION_STATE)
 
     slow = {"latency_seconds": 2.5}
     ids: dict[str, bool] = {}
@@ -115,9 +122,7 @@ def test_a_killed_worker_loses_no_run_and_retries_only_what_opted_in(
     assert all(runs[run_id]["attempt"] == 1 for run_id in survivors)
 
     session_run = next(run_id for run_id in ids if runs[run_id]["session_id"] is not None)
-    row = query(
-        database_url, "SELECT status, session_snapshot FROM workflow_agent_runtime_sessions"
-    )
+    row = query(database_url, _SESSION_STATE)
     assert row[0]["status"] == "active"
     if session_run in lost:
         # failed by a lost worker: the previous snapshot is kept as it was
@@ -155,16 +160,27 @@ def test_a_paused_worker_that_lost_its_lease_cannot_write(
     assert "run_lease_lost" in stale.log() or "run_fenced_out" in stale.log()
 
 
-def test_sigterm_on_a_busy_worker_leaves_no_run_running(
+def test_sigterm_on_a_busy_worker_hands_its_runs_back_instead_of_cancelling_them(
     fleet: Fleet, key: str, database_url: str
 ) -> None:
+    # Shutdown is not a cancel: past the grace period a run that allowed a retry is queued
+    # again as its next attempt (another worker finishes it); one that did not fails with
+    # `worker_shutdown`, like after a crash. Nothing is left running.
     api = fleet.start_api()
     worker = fleet.start_worker("worker", STRATA_SHUTDOWN_GRACE_SECONDS="0.5")
     http = client(api.base_url, key)
-    ids = [
-        http.post("/v1/runs", json=chat(f"long {i}", llm={"latency_seconds": 30})).json()["id"]
-        for i in range(4)
-    ]
+    retried = {
+        http.post(
+            "/v1/runs",
+            json=chat(f"long {i}", llm={"latency_seconds": 3}, retry={"on_worker_lost": 1}),
+        ).json()["id"]
+        for i in range(2)
+    }
+    failed = {
+        http.post("/v1/runs", json=chat(f"long {i}", llm={"latency_seconds": 3})).json()["id"]
+        for i in range(2)
+    }
+    ids = retried | failed
     wait_until(
         lambda: all(_runs(database_url)[i]["status"] == "running" for i in ids),
         10,
@@ -175,11 +191,19 @@ def test_sigterm_on_a_busy_worker_leaves_no_run_running(
     assert worker.wait_exit(15) == 0
 
     runs = _runs(database_url)
-    for run_id in ids:
-        assert runs[run_id]["status"] == "cancelled"
-        assert runs[run_id]["reason"] == "shutdown"
-        run = http.get(f"/v1/runs/{run_id}").json()
-        assert {e["lifecycle_state"] for e in run["session_snapshot"]["layers"]} == {"suspended"}
+    for run_id in failed:
+        assert runs[run_id]["status"] == "failed"
+        assert runs[run_id]["error_type"] == "worker_shutdown"
+        assert http.get(f"/v1/runs/{run_id}").json()["session_snapshot"] is None
+    for run_id in retried:
+        assert runs[run_id]["status"] == "queued"
+        assert runs[run_id]["attempt"] == 2
+    assert _terminal_events(database_url) == dict.fromkeys(failed, 1)
+
+    fleet.start_worker("worker-next")
+    for run_id in retried:
+        run = http.get(f"/v1/runs/{run_id}/wait", params={"timeout_seconds": 20}).json()
+        assert (run["status"], run["attempt"]) == ("succeeded", 2)
     assert _terminal_events(database_url) == dict.fromkeys(ids, 1)
 
 

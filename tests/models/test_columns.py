@@ -25,22 +25,24 @@ from tests.models.rows import add_agent, add_run, add_tenant
 
 async def test_timestamps_come_back_timezone_aware_in_utc(session_factory: SessionFactory) -> None:
     tokyo = timezone(timedelta(hours=9))
-    lease_expiry = datetime(2026, 11, 22, 18, 30, 15, 123456, tzinfo=tokyo)
+    cancel_time = datetime(2026, 11, 22, 18, 30, 15, 123456, tzinfo=tokyo)
     async with session_factory() as session:
         tenant = await add_tenant(session)
-        run = await add_run(session, tenant, lease_expires_at=lease_expiry)
+        run = await add_run(session, tenant, cancel_requested_at=cancel_time)
         await session.commit()
 
     async with session_factory() as session:
         stored = await session.get_one(Run, run.id)
         core_row = (
-            await session.execute(sa.select(Run.created_at, Run.lease_expires_at, Run.started_at))
+            await session.execute(
+                sa.select(Run.created_at, Run.cancel_requested_at, Run.started_at)
+            )
         ).one()
 
-    assert stored.lease_expires_at == lease_expiry
-    assert stored.lease_expires_at is not None
-    assert stored.lease_expires_at.utcoffset() == timedelta(0)
-    assert stored.lease_expires_at.hour == 9  # 18:30 in Tokyo is 09:30 UTC
+    assert stored.cancel_requested_at == cancel_time
+    assert stored.cancel_requested_at is not None
+    assert stored.cancel_requested_at.utcoffset() == timedelta(0)
+    assert stored.cancel_requested_at.hour == 9  # 18:30 in Tokyo is 09:30 UTC
     for value in (stored.created_at, stored.updated_at, stored.queued_at, *core_row[:2]):
         assert value is not None
         assert value.tzinfo is not None
@@ -77,7 +79,7 @@ async def test_a_naive_timestamp_is_refused(session_factory: SessionFactory) -> 
     async with session_factory() as session:
         tenant = await add_tenant(session)
         with pytest.raises(StatementError, match="naive datetime"):
-            await add_run(session, tenant, lease_expires_at=datetime(2026, 11, 22, 12, 0))
+            await add_run(session, tenant, cancel_requested_at=datetime(2026, 11, 22, 12, 0))
 
 
 async def test_ids_are_uuid7_and_ordered_by_creation(session_factory: SessionFactory) -> None:

@@ -23,10 +23,11 @@ from app.migrate import (
     read_current_revision,
     upgrade_to_head,
 )
-from app.models import Base, StrEnumType
+from app.models import Base, StrEnumType, WorkflowAgentRuntimeSession, new_id, utcnow
 from tests.db_fixtures import run_blocking
 
 INITIAL_REVISION = "0001_initial"
+HEAD_REVISION = "0002_execution_core"
 
 
 def _schema_diff(connection: Connection) -> list[Any]:
@@ -94,8 +95,8 @@ async def test_the_active_roster_name_index_is_partial_on_the_database(
 
 
 async def test_the_database_is_at_the_head_revision(engine: AsyncEngine) -> None:
-    assert head_revision() == INITIAL_REVISION
-    assert await read_current_revision(engine) == INITIAL_REVISION
+    assert head_revision() == HEAD_REVISION
+    assert await read_current_revision(engine) == HEAD_REVISION
 
 
 async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
@@ -111,7 +112,7 @@ async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
             await engine.dispose()
 
         await asyncio.to_thread(upgrade_to_head, database_url)
-        assert await asyncio.to_thread(current_revision, database_url) == INITIAL_REVISION
+        assert await asyncio.to_thread(current_revision, database_url) == HEAD_REVISION
         engine = create_engine(database_url)
         try:
             async with engine.connect() as connection:
@@ -127,19 +128,159 @@ async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
 
 def test_upgrading_a_database_at_head_changes_nothing(database_url: str) -> None:
     run_blocking(upgrade_to_head, database_url)
-    assert run_blocking(current_revision, database_url) == INITIAL_REVISION
+    assert run_blocking(current_revision, database_url) == HEAD_REVISION
 
 
 def test_the_migration_helpers_do_not_depend_on_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert head_revision() == INITIAL_REVISION
+    assert head_revision() == HEAD_REVISION
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     run_blocking(upgrade_to_head, url)
-    assert run_blocking(current_revision, url) == INITIAL_REVISION
+    assert run_blocking(current_revision, url) == HEAD_REVISION
 
 
 def test_a_url_with_escaped_characters_reaches_alembic_unchanged() -> None:
     url = "postgresql+asyncpg://strata:p%40ss%25word@db:5432/strata"
     assert alembic_config(url).get_main_option("sqlalchemy.url") == url
+
+
+_SNAPSHOT = {"schema_version": 1, "layers": [{"name": "history", "lifecycle_state": "suspended"}]}
+
+
+async def _execute(url: str, statement: str, **params: Any) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(sa.text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def test_sessions_keep_their_snapshot_across_the_execution_core_migration(
+    database_url: str,
+) -> None:
+    """0001 stored each session's snapshot on the session row; 0002 points at the run that
+    produced it (its `backend_run_id`), and the downgrade copies it back."""
+    ids = {name: new_id() for name in ("tenant", "run", "session")}
+    snapshot = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+    try:
+        await asyncio.to_thread(downgrade, database_url, INITIAL_REVISION)
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO tenants (id, name, created_at) VALUES (:id, 't', :now)"
+                    ).bindparams(
+                        sa.bindparam("id", type_=sa.Uuid()),
+                        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+                    ),
+                    {"id": ids["tenant"], "now": utcnow()},
+                )
+                runs = sa.table(
+                    "runs",
+                    sa.column("id", sa.Uuid()),
+                    sa.column("tenant_id", sa.Uuid()),
+                    sa.column("status", sa.String()),
+                    sa.column("purpose", sa.String()),
+                    sa.column("composition", snapshot),
+                    sa.column("inputs", snapshot),
+                    sa.column("request_fingerprint", sa.String()),
+                    sa.column("metadata", snapshot),
+                    sa.column("session_snapshot", snapshot),
+                    sa.column("created_at", sa.DateTime(timezone=True)),
+                    sa.column("queued_at", sa.DateTime(timezone=True)),
+                    sa.column("updated_at", sa.DateTime(timezone=True)),
+                )
+                now = utcnow()
+                await connection.execute(
+                    runs.insert().values(
+                        id=ids["run"],
+                        tenant_id=ids["tenant"],
+                        status="succeeded",
+                        purpose="agent",
+                        composition={"layers": []},
+                        inputs={},
+                        request_fingerprint="x",
+                        metadata={},
+                        session_snapshot=_SNAPSHOT,
+                        created_at=now,
+                        queued_at=now,
+                        updated_at=now,
+                    )
+                )
+                sessions = sa.table(
+                    "workflow_agent_runtime_sessions",
+                    *(
+                        sa.column(name, sa.String())
+                        for name in (
+                            "app_id",
+                            "workflow_id",
+                            "workflow_run_id",
+                            "node_id",
+                            "binding_id",
+                            "agent_id",
+                            "status",
+                        )
+                    ),
+                    sa.column("id", sa.Uuid()),
+                    sa.column("tenant_id", sa.Uuid()),
+                    sa.column("backend_run_id", sa.Uuid()),
+                    sa.column("session_snapshot", snapshot),
+                    sa.column("created_at", sa.DateTime(timezone=True)),
+                    sa.column("updated_at", sa.DateTime(timezone=True)),
+                )
+                await connection.execute(
+                    sessions.insert().values(
+                        id=ids["session"],
+                        tenant_id=ids["tenant"],
+                        app_id="a",
+                        workflow_id="w",
+                        workflow_run_id="r",
+                        node_id="n",
+                        binding_id="b",
+                        agent_id="g",
+                        status="active",
+                        backend_run_id=ids["run"],
+                        session_snapshot=_SNAPSHOT,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+        await asyncio.to_thread(upgrade_to_head, database_url)
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                row = (
+                    await connection.execute(
+                        sa.select(WorkflowAgentRuntimeSession.snapshot_run_id).where(
+                            WorkflowAgentRuntimeSession.id == ids["session"]
+                        )
+                    )
+                ).one()
+        finally:
+            await engine.dispose()
+        assert row.snapshot_run_id == ids["run"]
+
+        await asyncio.to_thread(downgrade, database_url, INITIAL_REVISION)
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                copied = (
+                    await connection.execute(
+                        sa.select(sa.column("session_snapshot", snapshot)).select_from(
+                            sa.table("workflow_agent_runtime_sessions")
+                        )
+                    )
+                ).scalar_one()
+        finally:
+            await engine.dispose()
+        assert copied == _SNAPSHOT
+    finally:
+        await asyncio.to_thread(upgrade_to_head, database_url)

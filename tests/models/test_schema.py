@@ -24,8 +24,12 @@ TENANT_OWNED_TABLES = {
 POSTGRES_MAX_IDENTIFIER_LENGTH = 63
 
 
-def test_every_table_but_tenants_is_tenant_owned() -> None:
-    assert set(Base.metadata.tables) - {"tenants"} == TENANT_OWNED_TABLES
+# Process-level tables: a worker serves every tenant.
+SHARED_TABLES = {"tenants", "workers"}
+
+
+def test_every_table_but_tenants_and_workers_is_tenant_owned() -> None:
+    assert set(Base.metadata.tables) - SHARED_TABLES == TENANT_OWNED_TABLES
 
 
 @pytest.mark.parametrize("table_name", sorted(TENANT_OWNED_TABLES))

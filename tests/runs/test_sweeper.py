@@ -8,39 +8,43 @@ from typing import Any
 
 from sqlalchemy import update
 
-from app.db import create_engine, create_session_factory, unit_of_work
+from app.db import Database
 from app.models import Run, RunStatus
 from app.models.base import utcnow
 from app.notifier import LocalNotifier
 from app.runs.manager import sweep_lost_runs
-from tests.api_fixtures import Api, ApiFactory
+from app.sessions.scope import SessionStore
+from tests.api_fixtures import Api, ApiFactory, make_settings
 from tests.db_fixtures import run_coroutine_blocking
 from tests.runs.bodies import chat
 from tests.sessions.test_sessions import node_run
 
 
 def _orphan(database_url: str, run_id: str, status: RunStatus, **values: Any) -> int:
-    """Make `run_id` look like it was claimed by a worker that died; then sweep once."""
+    """Make `run_id` look like it was claimed by a worker that died (a lease owner with no
+    worker row); then sweep once, as another worker would."""
+
+    async def _orphan_it(session: Any) -> None:
+        await session.execute(
+            update(Run)
+            .where(Run.id == uuid.UUID(run_id))
+            .values(
+                status=status,
+                lease_owner="dead-host:1:gone",
+                started_at=utcnow() - timedelta(seconds=30),
+                **values,
+            )
+        )
 
     async def _go() -> int:
-        engine = create_engine(database_url)
+        db = Database(database_url, LocalNotifier())
         try:
-            factory = create_session_factory(engine)
-            async with unit_of_work(factory) as session:
-                await session.execute(
-                    update(Run)
-                    .where(Run.id == uuid.UUID(run_id))
-                    .values(
-                        status=status,
-                        lease_owner="dead-host:1:gone",
-                        lease_expires_at=utcnow() - timedelta(seconds=1),
-                        started_at=utcnow() - timedelta(seconds=30),
-                        **values,
-                    )
-                )
-            return await sweep_lost_runs(factory, LocalNotifier())
+            await db.write(_orphan_it)
+            return await sweep_lost_runs(
+                db, SessionStore(), me="sweeper:2:alive", settings=make_settings(database_url)
+            )
         finally:
-            await engine.dispose()
+            await db.close()
 
     return run_coroutine_blocking(_go)
 

@@ -1,0 +1,164 @@
+"""The one write path (`Database.write`): every write commits exactly once, in order; on SQLite
+one writer groups queued writes into one transaction, a failing or cancelled caller costs nobody
+else anything, and readers never wait."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Database, create_session_factory, read_only, sqlite_file, unit_of_work
+from app.models import Tenant
+from app.notifier import create_notifier, notify
+from tests.db_fixtures import DB_BACKEND
+
+sqlite_only = pytest.mark.skipif(DB_BACKEND != "sqlite", reason="SQLite's writer")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, create_notifier(database_url))
+    await database.start()
+    await database.notifier.start()
+    try:
+        yield database
+    finally:
+        await database.notifier.close()
+        await database.close()
+
+
+async def _add_tenant(session: AsyncSession, name: str) -> str:
+    session.add(Tenant(name=name))
+    await session.flush()
+    notify(session, f"tenant:{name}")
+    return name
+
+
+async def _count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Tenant)) or 0)
+
+
+async def test_many_concurrent_writes_all_commit(db: Database) -> None:
+    async with asyncio.timeout(20):
+        names = await asyncio.gather(*(db.write(_add_tenant, f"t{i}") for i in range(40)))
+
+    assert names == [f"t{i}" for i in range(40)]
+    assert await db.read(_count) == 40
+    if db.is_sqlite:  # group commit: far fewer transactions than writes
+        assert db.jobs == 40
+        assert db.batches < 10
+
+
+async def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
+    db: Database,
+) -> None:
+    await db.write(_add_tenant, "taken")
+
+    async with db.notifier.subscribe("tenant:taken", "tenant:ok-1", "tenant:ok-2") as wake:
+        results = await asyncio.gather(
+            db.write(_add_tenant, "ok-1"),
+            db.write(_add_tenant, "taken"),  # unique name: fails
+            db.write(_add_tenant, "ok-2"),
+            return_exceptions=True,
+        )
+        assert await wake.wait(1)
+        payloads, needs_read = wake.take_payloads()
+
+    assert results[0] == "ok-1"
+    assert isinstance(results[1], IntegrityError)
+    assert results[2] == "ok-2"
+    assert await db.read(_count) == 3
+    assert needs_read  # the committed writes notified
+
+
+async def test_a_caller_cancelled_while_it_waits_neither_leaks_nor_stalls_the_writer(
+    db: Database,
+) -> None:
+    tasks = [asyncio.create_task(db.write(_add_tenant, f"c{i}")) for i in range(20)]
+    for task in tasks[::2]:
+        task.cancel()  # before the writer had a turn: these writes never start
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    cancelled = [r for r in results if isinstance(r, asyncio.CancelledError)]
+    assert len(cancelled) == 10
+    assert await db.read(_count) == 10
+    # the writer still serves, at once
+    async with asyncio.timeout(5):
+        assert await db.write(_add_tenant, "after") == "after"
+    assert await db.read(_count) == 11
+
+
+async def test_a_caller_cancelled_during_its_write_leaves_it_whole_and_the_next_write_works(
+    db: Database,
+) -> None:
+    # SQLite: the writer finishes the batch (the write commits, like a request whose client left
+    # after the commit). PostgreSQL: the write runs in the caller's task and rolls back.
+    started = asyncio.Event()
+
+    async def slow_write(session: AsyncSession) -> None:
+        session.add(Tenant(name="slow"))
+        await session.flush()
+        started.set()
+        await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(db.write(slow_write))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async with asyncio.timeout(5):
+        await db.write(_add_tenant, "next")
+    assert await db.read(_count) == (2 if db.is_sqlite else 1)
+
+
+@sqlite_only
+async def test_a_lock_held_by_another_process_is_waited_for_without_blocking_the_loop(
+    db: Database,
+) -> None:
+    holder = sqlite3.connect(sqlite_file(db.url), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.6, holder.rollback)
+    release.start()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.02)
+
+    tick = asyncio.create_task(ticker())
+    try:
+        started = time.monotonic()
+        await db.write(_add_tenant, "after-lock")
+        waited = time.monotonic() - started
+    finally:
+        tick.cancel()
+        release.join()
+        holder.close()
+
+    assert waited >= 0.5  # it waited for the other process…
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert max(gaps) < 0.3  # …while the event loop kept running
+    assert await db.read(_count) == 1
+
+
+@sqlite_only
+async def test_readers_do_not_wait_for_a_writer(engine: Any) -> None:
+    writers = create_session_factory(engine)
+    readers = create_session_factory(read_only(engine))
+    async with unit_of_work(writers) as writing:
+        writing.add(Tenant(name="pending"))
+        await writing.flush()  # the write transaction is open
+        async with asyncio.timeout(5), readers() as reading:
+            count = await reading.scalar(text("SELECT count(*) FROM tenants"))
+        assert count == 0  # it reads the last committed state, without waiting
