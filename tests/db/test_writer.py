@@ -5,6 +5,7 @@ else anything, and readers never wait."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
@@ -71,7 +72,7 @@ async def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
             return_exceptions=True,
         )
         assert await wake.wait(1)
-        payloads, needs_read = wake.take_payloads()
+        _payloads, needs_read = wake.take_payloads()
 
     assert results[0] == "ok-1"
     assert isinstance(results[1], IntegrityError)
@@ -147,7 +148,7 @@ async def test_a_lock_held_by_another_process_is_waited_for_without_blocking_the
         holder.close()
 
     assert waited >= 0.5  # it waited for the other process…
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert max(gaps) < 0.3  # …while the event loop kept running
     assert await db.read(_count) == 1
 
