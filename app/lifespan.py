@@ -24,7 +24,7 @@ from app.migrate import head_revision
 from app.notifier import Notifier, create_notifier
 from app.runs.manager import Worker
 from app.runs.runner import AgentRunner
-from app.runs.service import QueueQuota
+from app.runs.service import QueueQuota, RunDirectory
 from app.sessions.scope import SessionStore
 
 
@@ -38,6 +38,7 @@ class AppState:
     registry: LayerRegistry
     policy: SessionStore
     quota: QueueQuota
+    directory: RunDirectory
     worker: Worker | None
     metrics: Metrics
     schema_head: str | None
@@ -52,6 +53,7 @@ def build_worker(
     registry: LayerRegistry,
     metrics: Metrics,
     policy: SessionStore | None = None,
+    directory: RunDirectory | None = None,
 ) -> Worker:
     return Worker(
         settings,
@@ -60,6 +62,7 @@ def build_worker(
         AgentRunner(registry, settings),
         policy or SessionStore(),
         metrics=metrics,
+        executing=directory.executing if directory is not None else None,
     )
 
 
@@ -82,8 +85,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await notifier.start()
     metrics = Metrics()
     policy = SessionStore()
+    directory = RunDirectory(local=db.is_sqlite)
+    directory.listen(notifier)
     worker = (
-        build_worker(settings, db, notifier, registry, metrics, policy)
+        build_worker(settings, db, notifier, registry, metrics, policy, directory)
         if app.state.run_worker
         else None
     )
@@ -94,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry=registry,
         policy=policy,
         quota=QueueQuota(settings.max_queued_runs_per_tenant),
+        directory=directory,
         worker=worker,
         metrics=metrics,
         schema_head=head_revision(),

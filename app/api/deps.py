@@ -1,4 +1,8 @@
-"""Typed dependencies of the route handlers: process state, database access, the caller."""
+"""Typed dependencies of the route handlers: process state, database access, the caller.
+
+Every dependency is an `async def`: FastAPI runs plain `def` dependencies in a thread pool, and
+the hand-off to a thread and back costs more CPU than most of them do.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.strata
     return state
 
@@ -45,7 +49,7 @@ class Writer:
         return await self._state.db.write(job, *args, **kwargs)
 
 
-def get_writer(state: State) -> Writer:
+async def get_writer(state: State) -> Writer:
     return Writer(state)
 
 
@@ -92,7 +96,7 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_accepting(state: State) -> None:
+async def require_accepting(state: State) -> None:
     """New work is refused with 503 while the process shuts down."""
     if not state.accepting:
         raise ServiceUnavailable(

@@ -71,6 +71,7 @@ async def create_node_run(
         settings=state.settings,
         policy=state.policy,
         quota=state.quota,
+        directory=state.directory,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

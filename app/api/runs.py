@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
 
 from app.api.deps import Accepting, CurrentPrincipal, ReadDb, State, Write
 from app.api.errors import ErrorResponse
@@ -25,6 +26,13 @@ from app.runs.schemas import (
 )
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+def _json(model: BaseModel, status_code: int = 200) -> Response:
+    """A model as a JSON response, serialized once (the route still declares its response model
+    for the OpenAPI document; returning a `Response` skips FastAPI's re-validation)."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
+
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
@@ -52,6 +60,7 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
     "",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Accepting],
+    response_model=RunRead,
     summary="Create a run",
     description=(
         "Validates the request (layer types, deps, configs, snapshot against the composition, "
@@ -72,12 +81,11 @@ async def create_run(
     body: CreateRunRequest,
     principal: CurrentPrincipal,
     state: State,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", min_length=1, max_length=255),
     ] = None,
-) -> RunRead:
+) -> Response:
     run, created = await service.create_run(
         state.db,
         principal=principal,
@@ -87,10 +95,9 @@ async def create_run(
         settings=state.settings,
         policy=state.policy,
         quota=state.quota,
+        directory=state.directory,
     )
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return run
+    return _json(run, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 
 @router.get(
@@ -155,6 +162,7 @@ async def cancel_run(
 
 @router.get(
     "/{run_id}/wait",
+    response_model=RunRead,
     summary="Wait for a run to end",
     description=(
         "Returns as soon as the run is terminal, or its current state when `timeout_seconds` "
@@ -167,15 +175,17 @@ async def wait_run(
     principal: CurrentPrincipal,
     state: State,
     timeout_seconds: Annotated[float, Query(ge=0)] = 30.0,
-) -> RunRead:
+) -> Response:
     timeout = min(timeout_seconds, state.settings.wait_max_seconds)
-    return await service.wait_for_run(
+    run = await service.wait_for_run(
         state.db,
         state.notifier,
         principal=principal,
         run_id=run_id,
         timeout=timeout,
+        directory=state.directory,
     )
+    return _json(run)
 
 
 @router.get(
@@ -239,7 +249,7 @@ async def stream_events(
             )
 
 
-def _stream_start(
+async def _stream_start(
     after: Annotated[
         int | None, Query(ge=0, description="Exclusive cursor; wins over the header.")
     ] = None,

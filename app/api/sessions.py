@@ -10,6 +10,8 @@ from fastapi import APIRouter, Query
 from app.api.deps import CurrentPrincipal, ReadDb, State
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.keys import Principal
+from app.lifespan import AppState
 from app.models import RuntimeSessionStatus
 from app.sessions import service
 from app.sessions.schemas import (
@@ -59,7 +61,7 @@ async def get_session(
     return await service.get_session(db, principal, session_id)
 
 
-def _retirer(state: State, principal: CurrentPrincipal) -> service.Retirer:
+def _retirer(state: AppState, principal: Principal) -> service.Retirer:
     return service.Retirer(
         db=state.db,
         notifier=state.notifier,

@@ -111,16 +111,20 @@ class StrEnumType(sa.TypeDecorator[E]):
     def __init__(self, enum: type[E]) -> None:
         super().__init__()
         self.enum = enum
+        # value → member: a dict lookup instead of `Enum.__call__` on every bind and row
+        self._members: dict[str, E] = {member.value: member for member in enum}
 
     def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return self.enum(value).value
+        member = self._members.get(value)
+        return member.value if member is not None else self.enum(value).value
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
         if value is None:
             return None
-        return self.enum(value)
+        member = self._members.get(value)
+        return member if member is not None else self.enum(value)
 
     def __repr__(self) -> str:
         return f"StrEnumType({self.enum.__name__})"

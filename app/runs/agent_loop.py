@@ -13,9 +13,11 @@ would build, and hands the turn over to `Agent.run` whenever anything else happe
 - **hand-over**: a response with tool calls (function tools, `ask_human` and other deferred
   tools), an empty or thinking-only response, structured output (`output.json_schema`), and a
   resume with deferred tool results are all left to `Agent.run`. When the lean path already made
-  the first request, `Agent.run` continues from the history ending with that response and the
-  usage so far (exactly how pydantic-ai resumes a run whose last response has open tool calls),
-  so the model is never asked twice and tool, retry and deferral semantics are pydantic-ai's own.
+  the first request, `Agent.run` runs the whole turn again with the same inputs, but its first
+  model request is answered with the response already received (`_Replayed`, through
+  pydantic-ai's `CompletedStreamedResponse`, without re-emitting its stream events). The model
+  is never asked twice, and messages, usage, retries, tool and deferral semantics are exactly
+  `Agent.run`'s.
 
 The message types, the snapshot format (`ModelMessagesTypeAdapter`), usage and events are the
 same on both paths; `tests/runs/test_agent_loop.py` runs each scenario both ways and compares.
@@ -23,7 +25,9 @@ same on both paths; `tests/runs/test_agent_loop.py` runs each scenario both ways
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+import dataclasses
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +40,14 @@ from pydantic_ai.messages import (
     TextPart,
     UserPromptPart,
 )
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models import (
+    CompletedStreamedResponse,
+    Model,
+    ModelRequestParameters,
+    StreamedResponse,
+)
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RunUsage, UsageLimits
 from uuid_utils import uuid7
 
@@ -87,19 +98,8 @@ async def run_turn(
         text = _text_only(response)
         if text is not None:
             return TurnResult(messages, text, usage, lean=True)
-        return await _agent_run(
-            model,
-            None,
-            instructions=instructions,
-            history=messages,
-            tools=tools,
-            output_type=output_type,
-            output_validator=None,
-            deferred=None,
-            limits=limits,
-            usage=usage,
-            on_event=on_event,
-        )
+        replayed = dataclasses.replace(response, run_id=None, conversation_id=None)
+        model = _Replayed(model, replayed)
     return await _agent_run(
         model,
         user_prompt if deferred is None or user_prompt else None,
@@ -110,9 +110,36 @@ async def run_turn(
         output_validator=output_validator,
         deferred=deferred,
         limits=limits,
-        usage=None,
         on_event=on_event,
     )
+
+
+class _Replayed(WrapperModel):
+    """The wrapped model, except that its first streamed request is answered with `response`
+    (already received, its stream events already forwarded)."""
+
+    def __init__(self, wrapped: Model, response: ModelResponse) -> None:
+        super().__init__(wrapped)
+        self._response: ModelResponse | None = response
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        response, self._response = self._response, None
+        if response is not None:
+            yield CompletedStreamedResponse(
+                response, model_request_parameters=model_request_parameters
+            )
+            return
+        async with self.wrapped.request_stream(
+            messages, model_settings, model_request_parameters, run_context
+        ) as stream:
+            yield stream
 
 
 def _text_output(output_type: Any) -> bool:
@@ -170,6 +197,7 @@ async def _first_request(
     response = stream.get()
     response.run_id = run_id
     response.conversation_id = conversation_id
+    response.model_id = response.model_id or model.model_id
     usage = RunUsage()
     usage.incr(response.usage)
     usage.requests += 1
@@ -188,7 +216,6 @@ async def _agent_run(
     output_validator: Callable[[Any], Any] | None,
     deferred: DeferredToolResults | None,
     limits: UsageLimits,
-    usage: RunUsage | None,
     on_event: OnEvent,
 ) -> TurnResult:
     agent: Agent[None, Any] = Agent(model, output_type=output_type, tools=list(tools))
@@ -211,7 +238,6 @@ async def _agent_run(
         deferred_tool_results=deferred,
         instructions=instructions,
         usage_limits=limits,
-        usage=usage,
         event_stream_handler=handler,
     )
     return TurnResult(result.all_messages(), result.output, result.usage, lean=False)

@@ -11,8 +11,8 @@ One `Worker` per process that executes runs (the embedded `strata serve`, or `st
   `app.runs.repository.Fence`.
 - **Claiming.** `_claim_loop` claims up to `worker_concurrency - in_flight` runs in one
   transaction (one UPDATE for the batch and its `run_started` events). It is woken by the
-  `queue` notification (a run was queued, or one of its own slots freed) and falls back to
-  polling every `worker_poll_seconds`.
+  `queue` notification (a run was queued), by a run ending while every slot was taken, and
+  falls back to polling every `worker_poll_seconds`.
 - **Cancel.** `POST /cancel` moves a running run to `cancelling` and notifies `cancel:<id>`; a
   prefix listener finds the run among this worker's (no task or subscription per run), the
   runner stops the agent and exits every layer, and the terminal commit writes `cancelled`.
@@ -270,6 +270,7 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         owner: str | None = None,
+        executing: dict[uuid.UUID, uuid.UUID] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -279,9 +280,13 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
+        # run id → tenant id of the runs executing here, shared with the API's `RunDirectory`
+        self.executing = executing if executing is not None else {}
         self._stopping = asyncio.Event()
         self._registered = asyncio.Event()
-        self._slot_freed = asyncio.Event()
+        # set by a `queue` notification, or by a run ending while every slot was taken
+        self._claim_wanted = asyncio.Event()
+        self._saturated = False
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._background = _Background()
         self._remove_listener: Callable[[], None] | None = None
@@ -359,11 +364,14 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         await self._register()
+        remove = self.notifier.add_prefix_listener(QUEUE_TOPIC, self._wanted)
         backoff = 0.1
-        async with self.notifier.subscribe(QUEUE_TOPIC) as wake:
+        try:
             while not self._stopping.is_set():
+                # cleared before claiming: a run queued meanwhile sets it again
+                self._claim_wanted.clear()
                 free = self.settings.worker_concurrency - len(self._in_flight)
-                claimed: list[ClaimedRun] = []
+                self._saturated = free <= 0
                 if free > 0:
                     try:
                         claimed = await self.db.write(_claim, self.owner, free)
@@ -375,23 +383,24 @@ class Worker:
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 5.0)
                         continue
-                for run in claimed:
-                    self._spawn(run)
-                if free > 0 and len(claimed) == free:
-                    continue  # there may be more
-                self._slot_freed.clear()
-                waiter = asyncio.ensure_future(wake.wait(self.settings.worker_poll_seconds))
-                freed = asyncio.ensure_future(self._slot_freed.wait())
-                try:
-                    await asyncio.wait({waiter, freed}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
-                    freed.cancel()
+                    for run in claimed:
+                        self._spawn(run)
+                    if len(claimed) == free:
+                        continue  # there may be more
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.worker_poll_seconds):
+                        await self._claim_wanted.wait()
+        finally:
+            remove()
+
+    def _wanted(self, _topic: str, _payload: Any) -> None:
+        self._claim_wanted.set()
 
     def _spawn(self, run: ClaimedRun) -> None:
         fence = Fence(run.id, run.attempt, self.owner)
         item = _InFlight(fence, CancelSignal())
         self._in_flight[run.id] = item
+        self.executing[run.id] = run.tenant_id
         item.task = asyncio.create_task(
             self._execute(RunJob.from_claim(run), item), name=f"run-{run.id}"
         )
@@ -424,8 +433,10 @@ class Worker:
             await self._finish(job, fence, cancel, outcome, text)
         finally:
             self._in_flight.pop(job.run_id, None)
+            self.executing.pop(job.run_id, None)
             self.metrics.in_flight.set(len(self._in_flight))
-            self._slot_freed.set()
+            if self._saturated:
+                self._claim_wanted.set()
 
     async def _finish(
         self,
@@ -457,17 +468,20 @@ class Worker:
         if final is None:
             log.warning("run_fenced_out", run_id=str(fence.run_id), attempt=fence.attempt)
             return
-        self.metrics.runs_finished.labels(status=final.status).inc()
-        if final.started_at is not None and final.finished_at is not None:
+        if final["status"] == RunStatus.QUEUED:
+            log.info("run_handed_back", run_id=str(fence.run_id), attempt=fence.attempt)
+            return
+        self.metrics.runs_finished.labels(status=str(final["status"])).inc()
+        if final["started_at"] is not None and final["finished_at"] is not None:
             self.metrics.run_duration.observe(
-                (final.finished_at - final.started_at).total_seconds()
+                (final["finished_at"] - final["started_at"]).total_seconds()
             )
         log.info(
             "run_finished",
             run_id=str(fence.run_id),
             tenant_id=str(job.tenant_id),
-            status=str(final.status),
-            error_type=final.error_type,
+            status=str(final["status"]),
+            error_type=final["error_type"],
         )
 
     def _on_cancel(self, topic: str, payload: Any) -> None:
@@ -686,8 +700,8 @@ async def requeue(
     )
     if row is None:
         return None
-    first = int(row.last_event_seq) - len(items) + 1
-    await repository.insert_events(session, run_id, row.tenant_id, first, items, now)
+    first = int(row["last_event_seq"]) - len(items) + 1
+    await repository.insert_events(session, run_id, row["tenant_id"], first, items, now)
     records = [EventRecord(first + i, kind, data, now) for i, (kind, data) in enumerate(items)]
     hand_off(session, run_topic(run_id), RunUpdate(run_id, records))
     notify(session, QUEUE_TOPIC)

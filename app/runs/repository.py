@@ -24,13 +24,14 @@ gap-free, and impossible once the terminal event (written with the terminal stat
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, literal_column, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Run, RunEvent, RunPurpose, RunStatus, Worker
@@ -69,6 +70,23 @@ READ_COLUMNS = (
 )
 
 
+#: `READ_COLUMNS` but what a state change writes itself (the outcome columns): a state change
+#: returns these and merges in the values it wrote, so nothing it just wrote is read back.
+_OUTCOME_COLUMNS = frozenset(
+    {"output", "deferred_tool_call", "session_snapshot", "usage", "error", "error_type", "reason"}
+)
+STATE_COLUMNS = tuple(column for column in READ_COLUMNS if column.name not in _OUTCOME_COLUMNS)
+
+
+def _changed(row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """A state change's result: the run as `READ_COLUMNS` (plus `tenant_id` and
+    `last_event_seq`), from the returned state columns and the values written."""
+    merged = dict.fromkeys(_OUTCOME_COLUMNS)
+    merged.update(row._mapping)
+    merged.update(values)
+    return merged
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """Identifies one attempt of one run held by one worker."""
@@ -104,21 +122,49 @@ class ClaimedRun:
     max_attempts: int
 
 
+# Statements are built once, with bound parameters, so SQLAlchemy's compiled-statement cache
+# finds them without rebuilding them and their cache keys (~50 µs a statement otherwise).
+
+_GET_RUN = select(*READ_COLUMNS).where(
+    runs.c.id == bindparam("run_id"), runs.c.tenant_id == bindparam("tenant_id")
+)
+_RUN_EXISTS = select(runs.c.status).where(
+    runs.c.id == bindparam("run_id"), runs.c.tenant_id == bindparam("tenant_id")
+)
+_GET_BY_KEY = select(*READ_COLUMNS, runs.c.request_fingerprint).where(
+    runs.c.tenant_id == bindparam("tenant_id"), runs.c.idempotency_key == bindparam("key")
+)
+_COUNT_QUEUED = (
+    select(func.count())
+    .select_from(runs)
+    .where(runs.c.tenant_id == bindparam("tenant_id"), runs.c.status == RunStatus.QUEUED)
+)
+_RUN_STATUS = select(runs.c.status).where(runs.c.id == bindparam("run_id"))
+_SNAPSHOTS = select(runs.c.id, runs.c.session_snapshot).where(
+    runs.c.id.in_(bindparam("run_ids", expanding=True))
+)
+_LIST_EVENTS = (
+    select(events.c.seq, events.c.run_id, events.c.type, events.c.data, events.c.created_at)
+    .where(events.c.run_id == bindparam("run_id"), events.c.seq > bindparam("after"))
+    .order_by(events.c.seq)
+    .limit(bindparam("limit"))
+)
+_INSERT_RUN = insert(runs)
+_INSERT_EVENTS = insert(events)
+_NOT_TERMINAL = runs.c.status.not_in(TERMINAL)
+
+
 # --- reads --------------------------------------------------------------------------------------
 
 
 async def get_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Any | None:
     """The run's `READ_COLUMNS` row, or None (also for another tenant's run)."""
-    result = await session.execute(
-        select(*READ_COLUMNS).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
-    )
+    result = await session.execute(_GET_RUN, {"run_id": run_id, "tenant_id": tenant_id})
     return result.first()
 
 
 async def run_exists(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> bool:
-    result = await session.execute(
-        select(runs.c.status).where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
-    )
+    result = await session.execute(_RUN_EXISTS, {"run_id": run_id, "tenant_id": tenant_id})
     return result.first() is not None
 
 
@@ -126,11 +172,7 @@ async def get_run_by_key(
     session: AsyncSession, tenant_id: uuid.UUID, idempotency_key: str
 ) -> Any | None:
     """The run created with this key (`READ_COLUMNS` and `request_fingerprint`), or None."""
-    result = await session.execute(
-        select(*READ_COLUMNS, runs.c.request_fingerprint).where(
-            runs.c.tenant_id == tenant_id, runs.c.idempotency_key == idempotency_key
-        )
-    )
+    result = await session.execute(_GET_BY_KEY, {"tenant_id": tenant_id, "key": idempotency_key})
     return result.first()
 
 
@@ -152,16 +194,12 @@ async def list_runs(
 
 
 async def count_queued(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(runs)
-        .where(runs.c.tenant_id == tenant_id, runs.c.status == RunStatus.QUEUED)
-    )
+    count = await session.scalar(_COUNT_QUEUED, {"tenant_id": tenant_id})
     return int(count or 0)
 
 
 async def run_status(session: AsyncSession, run_id: uuid.UUID) -> RunStatus | None:
-    status = await session.scalar(select(runs.c.status).where(runs.c.id == run_id))
+    status = await session.scalar(_RUN_STATUS, {"run_id": run_id})
     return None if status is None else RunStatus(status)
 
 
@@ -171,21 +209,14 @@ async def snapshots_of(
     """The resulting snapshot of each run (runs that do not exist are left out)."""
     if not run_ids:
         return {}
-    result = await session.execute(
-        select(runs.c.id, runs.c.session_snapshot).where(runs.c.id.in_(run_ids))
-    )
+    result = await session.execute(_SNAPSHOTS, {"run_ids": list(run_ids)})
     return {row.id: row.session_snapshot for row in result}
 
 
 async def list_events(
     session: AsyncSession, run_id: uuid.UUID, *, after: int, limit: int
 ) -> list[Any]:
-    result = await session.execute(
-        select(events.c.seq, events.c.run_id, events.c.type, events.c.data, events.c.created_at)
-        .where(events.c.run_id == run_id, events.c.seq > after)
-        .order_by(events.c.seq)
-        .limit(limit)
-    )
+    result = await session.execute(_LIST_EVENTS, {"run_id": run_id, "after": after, "limit": limit})
     return list(result.all())
 
 
@@ -193,7 +224,7 @@ async def list_events(
 
 
 async def insert_run(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(runs), values)
+    await session.execute(_INSERT_RUN, values)
 
 
 async def insert_events(
@@ -205,7 +236,7 @@ async def insert_events(
     now: datetime,
 ) -> None:
     await session.execute(
-        insert(events),
+        _INSERT_EVENTS,
         [
             {
                 "run_id": run_id,
@@ -220,6 +251,33 @@ async def insert_events(
     )
 
 
+_FENCE = and_(
+    runs.c.id == bindparam("f_id"),
+    runs.c.attempt == bindparam("f_attempt"),
+    runs.c.lease_owner == bindparam("f_owner"),
+)
+_ADVANCE = {
+    "last_event_seq": runs.c.last_event_seq + bindparam("b_count"),
+    "updated_at": bindparam("b_now"),
+}
+_APPEND_FENCED = (
+    update(runs)
+    .where(_FENCE, runs.c.status.in_(EXECUTING))
+    .values(_ADVANCE)
+    .returning(runs.c.last_event_seq, runs.c.tenant_id)
+)
+_APPEND = (
+    update(runs)
+    .where(runs.c.id == bindparam("f_id"), _NOT_TERMINAL)
+    .values(_ADVANCE)
+    .returning(runs.c.last_event_seq, runs.c.tenant_id)
+)
+
+
+def _fence_params(fence: Fence) -> dict[str, Any]:
+    return {"f_id": fence.run_id, "f_attempt": fence.attempt, "f_owner": fence.owner}
+
+
 async def append_events(
     session: AsyncSession,
     run_id: uuid.UUID,
@@ -229,25 +287,57 @@ async def append_events(
 ) -> int | None:
     """Append events in order; the first one's seq, or None when the run is terminal (or the
     fence is stale), in which case nothing is written."""
-    condition = (
-        fence.clause()
-        if fence is not None
-        else and_(runs.c.id == run_id, runs.c.status.not_in(TERMINAL))
-    )
     now = utcnow()
-    row = (
-        await session.execute(
-            update(runs)
-            .where(condition)
-            .values(last_event_seq=runs.c.last_event_seq + len(items), updated_at=now)
-            .returning(runs.c.last_event_seq, runs.c.tenant_id)
-        )
-    ).first()
+    params = {"b_count": len(items), "b_now": now}
+    if fence is not None:
+        params.update(_fence_params(fence))
+        result = await session.execute(_APPEND_FENCED, params)
+    else:
+        params["f_id"] = run_id
+        result = await session.execute(_APPEND, params)
+    row = result.first()
     if row is None:
         return None
     first = int(row.last_event_seq) - len(items) + 1
     await insert_events(session, run_id, row.tenant_id, first, items, now)
     return first
+
+
+_CLAIM = (
+    update(runs)
+    .where(
+        runs.c.id.in_(
+            select(runs.c.id)
+            .where(runs.c.status == RunStatus.QUEUED)
+            .order_by(runs.c.queued_at, runs.c.id)
+            .limit(bindparam("b_limit"))
+            .with_for_update(skip_locked=True)
+        ),
+        runs.c.status == RunStatus.QUEUED,
+    )
+    .values(
+        status=RunStatus.RUNNING,
+        lease_owner=bindparam("b_owner"),
+        started_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        last_event_seq=runs.c.last_event_seq + 1,
+    )
+    .returning(
+        runs.c.id,
+        runs.c.tenant_id,
+        runs.c.attempt,
+        runs.c.purpose,
+        runs.c.composition,
+        runs.c.inputs,
+        runs.c.session_snapshot_in,
+        runs.c.snapshot_in_run_id,
+        runs.c.session_id,
+        runs.c.metadata,
+        runs.c.last_event_seq,
+        runs.c.queued_at,
+        runs.c.max_attempts,
+    )
+)
 
 
 async def claim_queued(
@@ -260,44 +350,12 @@ async def claim_queued(
     SQLite: the clause renders as nothing; the one writer per process and `BEGIN IMMEDIATE`
     between processes serialize claimers.
     """
-    oldest = (
-        select(runs.c.id)
-        .where(runs.c.status == RunStatus.QUEUED)
-        .order_by(runs.c.queued_at, runs.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    result = await session.execute(
-        update(runs)
-        .where(runs.c.id.in_(oldest), runs.c.status == RunStatus.QUEUED)
-        .values(
-            status=RunStatus.RUNNING,
-            lease_owner=owner,
-            started_at=now,
-            updated_at=now,
-            last_event_seq=runs.c.last_event_seq + 1,
-        )
-        .returning(
-            runs.c.id,
-            runs.c.tenant_id,
-            runs.c.attempt,
-            runs.c.purpose,
-            runs.c.composition,
-            runs.c.inputs,
-            runs.c.session_snapshot_in,
-            runs.c.snapshot_in_run_id,
-            runs.c.session_id,
-            runs.c.metadata,
-            runs.c.last_event_seq,
-            runs.c.queued_at,
-            runs.c.max_attempts,
-        )
-    )
+    result = await session.execute(_CLAIM, {"b_limit": limit, "b_owner": owner, "b_now": now})
     rows = sorted(result.all(), key=lambda row: (row.queued_at, row.id))
     if not rows:
         return []
     await session.execute(
-        insert(events),
+        _INSERT_EVENTS,
         [
             {
                 "run_id": row.id,
@@ -336,6 +394,39 @@ async def claim_queued(
     ]
 
 
+@functools.lru_cache(maxsize=64)
+def _change_statement(
+    columns: tuple[str, ...], *, fenced: bool, by_attempt: bool, clear_owner: bool
+) -> Any:
+    """UPDATE of `columns` (bound as `v_<name>`) guarded by a status list, a fence or an
+    attempt, advancing `last_event_seq`; returns the state columns. Built once per shape."""
+    condition: Any = runs.c.status.in_(bindparam("statuses", expanding=True))
+    if fenced:
+        condition = and_(_FENCE, condition)
+    else:
+        condition = and_(runs.c.id == bindparam("f_id"), condition)
+        if by_attempt:
+            condition = and_(condition, runs.c.attempt == bindparam("f_attempt"))
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in columns}
+    values.update(_ADVANCE)
+    if clear_owner:
+        values["lease_owner"] = None
+    return (
+        update(runs)
+        .where(condition)
+        .values(values)
+        .returning(*STATE_COLUMNS, runs.c.tenant_id, runs.c.last_event_seq)
+    )
+
+
+def _change_params(
+    values: dict[str, Any], statuses: Sequence[RunStatus], event_count: int, now: datetime
+) -> dict[str, Any]:
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(statuses=list(statuses), b_count=event_count, b_now=now)
+    return params
+
+
 async def finish(
     session: AsyncSession,
     fence: Fence,
@@ -343,22 +434,16 @@ async def finish(
     expected: RunStatus,
     values: dict[str, Any],
     event_count: int,
-) -> Any | None:
+) -> dict[str, Any] | None:
     """Commit a terminal state if the fence holds and the run is `expected` (running or
-    cancelling). The row (`READ_COLUMNS`, `tenant_id`, `last_event_seq`) or None."""
-    now = values["finished_at"]
-    result = await session.execute(
-        update(runs)
-        .where(fence.clause(expected))
-        .values(
-            **values,
-            updated_at=now,
-            lease_owner=None,
-            last_event_seq=runs.c.last_event_seq + event_count,
-        )
-        .returning(*READ_COLUMNS, runs.c.tenant_id, runs.c.last_event_seq)
+    cancelling). The run (`READ_COLUMNS`, `tenant_id`, `last_event_seq`) or None."""
+    statement = _change_statement(
+        tuple(sorted(values)), fenced=True, by_attempt=False, clear_owner=True
     )
-    return result.first()
+    params = _change_params(values, (expected,), event_count, values["finished_at"])
+    params.update(_fence_params(fence))
+    row = (await session.execute(statement, params)).first()
+    return None if row is None else _changed(row, values)
 
 
 async def settle(
@@ -369,29 +454,26 @@ async def settle(
     values: dict[str, Any],
     event_count: int,
     attempt: int | None = None,
-) -> Any | None:
+) -> dict[str, Any] | None:
     """Change a run's state without a fence (the API cancelling, a sweeper, which hold the
-    row's lock), or fenced on `attempt` only. The row (`READ_COLUMNS`, `tenant_id`,
-    `last_event_seq`), or None when the run is no longer in `statuses` (or that attempt)."""
-    now = values.get("finished_at") or utcnow()
-    condition = and_(runs.c.id == run_id, runs.c.status.in_(statuses))
-    if attempt is not None:
-        condition = and_(condition, runs.c.attempt == attempt)
-    result = await session.execute(
-        update(runs)
-        .where(condition)
-        .values(**values, updated_at=now, last_event_seq=runs.c.last_event_seq + event_count)
-        .returning(*READ_COLUMNS, runs.c.tenant_id, runs.c.last_event_seq)
+    row's lock), or fenced on `attempt` only. The run (`READ_COLUMNS`, `tenant_id`,
+    `last_event_seq`, as a dict), or None when the run is no longer in `statuses` (or that
+    attempt)."""
+    statement = _change_statement(
+        tuple(sorted(values)), fenced=False, by_attempt=attempt is not None, clear_owner=False
     )
-    return result.first()
+    params = _change_params(values, statuses, event_count, values.get("finished_at") or utcnow())
+    params["f_id"] = run_id
+    if attempt is not None:
+        params["f_attempt"] = attempt
+    row = (await session.execute(statement, params)).first()
+    return None if row is None else _changed(row, values)
 
 
 async def lock_run(session: AsyncSession, run_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Any | None:
     """The tenant's run (`READ_COLUMNS`), locked (PostgreSQL) for a state change."""
     result = await session.execute(
-        select(*READ_COLUMNS)
-        .where(runs.c.id == run_id, runs.c.tenant_id == tenant_id)
-        .with_for_update()
+        _GET_RUN.with_for_update(), {"run_id": run_id, "tenant_id": tenant_id}
     )
     return result.first()
 

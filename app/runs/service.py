@@ -97,6 +97,66 @@ class QueueQuota:
             self._counts[tenant_id] = (entry[0], entry[1] + 1)
 
 
+class RunDirectory:
+    """What this process knows for certain about runs, so that a waiter need not read them.
+
+    - runs its worker executes now (`executing`): they are not terminal yet, and their terminal
+      state will be handed over in this process (or, if another process ends them, a
+      notification wakes the waiter, which then reads);
+    - with `local=True` (SQLite: one process, every write goes through this process's writer),
+      runs this process queued and that have not ended (`pending`) as well;
+    - runs that reached a terminal state in this process recently (`terminal`, fed by the
+      terminal hand-offs): a terminal state never changes.
+
+    All are keyed by run id and remember the tenant, so a tenant never learns of another's run
+    from here. Bounded: the newest `max_terminal` terminal runs, for `ttl_seconds`, and at most
+    `max_pending` pending ones.
+    """
+
+    def __init__(
+        self,
+        *,
+        local: bool = False,
+        max_terminal: int = 1024,
+        ttl_seconds: float = 10.0,
+        max_pending: int = 100_000,
+    ) -> None:
+        self.local = local
+        self.max_terminal = max_terminal
+        self.ttl_seconds = ttl_seconds
+        self.max_pending = max_pending
+        self.executing: dict[uuid.UUID, uuid.UUID] = {}
+        self._pending: dict[uuid.UUID, uuid.UUID] = {}
+        self._terminal: dict[uuid.UUID, tuple[float, dict[str, Any]]] = {}
+
+    def queued(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+        if self.local and len(self._pending) < self.max_pending:
+            self._pending[run_id] = tenant_id
+
+    def listen(self, notifier: Notifier) -> None:
+        notifier.add_prefix_listener("run", self._on_run_topic)
+
+    def _on_run_topic(self, _topic: str, payload: Any) -> None:
+        if isinstance(payload, RunUpdate) and payload.run is not None:
+            self._pending.pop(payload.run_id, None)
+            if len(self._terminal) >= self.max_terminal:
+                del self._terminal[next(iter(self._terminal))]  # the oldest
+            self._terminal[payload.run_id] = (time.monotonic(), payload.run)
+
+    def terminal(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> dict[str, Any] | None:
+        entry = self._terminal.get(run_id)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl_seconds:
+            del self._terminal[run_id]
+            return None
+        return entry[1] if entry[1]["tenant_id"] == tenant_id else None
+
+    def executes(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
+        """True when the run is known not to be terminal and to end in this process."""
+        return self.executing.get(run_id) == tenant_id or self._pending.get(run_id) == tenant_id
+
+
 @dataclass
 class PreparedRun:
     """A validated run, ready to be inserted."""
@@ -175,6 +235,7 @@ async def create_run(
     policy: SessionPolicy,
     quota: QueueQuota,
     fingerprint: str | None = None,
+    directory: RunDirectory | None = None,
 ) -> tuple[RunRead, bool]:
     """Validate and queue a run. Returns (run, created); created is False for a replay.
 
@@ -220,6 +281,8 @@ async def create_run(
     run, created = await db.write(insert_run, prepared, policy=policy)
     if created:
         quota.added(principal.tenant_id)
+        if directory is not None:
+            directory.queued(run.id, principal.tenant_id)
     return run, created
 
 
@@ -347,8 +410,8 @@ async def cancel_run(
         )
         if changed is None:  # pragma: no cover - the row is locked; kept for safety
             return run_read(row)
-        seq = int(changed.last_event_seq)
-        await repository.insert_events(session, run_id, changed.tenant_id, seq, [item], now)
+        seq = int(changed["last_event_seq"])
+        await repository.insert_events(session, run_id, changed["tenant_id"], seq, [item], now)
         hand_off(
             session,
             run_topic(run_id),
@@ -372,12 +435,22 @@ async def wait_for_run(
     principal: Principal,
     run_id: uuid.UUID,
     timeout: float,
+    directory: RunDirectory | None = None,
 ) -> RunRead:
     """The run as soon as it is terminal, or as it is at the deadline. Woken by notifications;
-    no connection is held while waiting."""
+    no connection is held while waiting. Reads nothing when this process knows the run is
+    terminal, or executes it (`RunDirectory`)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with notifier.subscribe(run_topic(run_id)) as wake:
+        if directory is not None:
+            known = directory.terminal(run_id, principal.tenant_id)
+            if known is not None:
+                return run_read(known)
+            if directory.executes(run_id, principal.tenant_id):
+                handed = await _await_handed_terminal(wake, deadline)
+                if handed is not None:
+                    return run_read(handed)
         while True:
             try:
                 run = await db.read(get_run, principal, run_id)
@@ -400,7 +473,21 @@ async def wait_for_run(
                 # events this process appended while the run goes on: keep waiting
 
 
-def _terminal_of(payloads: list[Any]) -> Any | None:
+async def _await_handed_terminal(wake: Any, deadline: float) -> dict[str, Any] | None:
+    """Wait for this process to hand over the run's terminal state; None at the deadline or
+    when news comes from elsewhere (the caller then reads)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        woke = await wake.wait(deadline - loop.time())
+        payloads, needs_read = wake.take_payloads()
+        handed = _terminal_of(payloads)
+        if handed is not None:
+            return handed
+        if not woke or needs_read:
+            return None
+
+
+def _terminal_of(payloads: list[Any]) -> dict[str, Any] | None:
     for payload in payloads:
         if isinstance(payload, RunUpdate) and payload.run is not None:
             return payload.run
@@ -449,7 +536,7 @@ def _handed_events(run_id: uuid.UUID, update: RunUpdate) -> list[RunEventRead]:
         for item in update.events
     ]
     if reads and update.run is not None and reads[-1].type in TERMINAL_EVENT_TYPES:
-        reads[-1] = with_snapshot(reads[-1], update.run.session_snapshot)
+        reads[-1] = with_snapshot(reads[-1], update.run["session_snapshot"])
     return reads
 
 

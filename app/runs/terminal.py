@@ -40,12 +40,12 @@ class EventRecord:
 
 @dataclass(slots=True)
 class RunUpdate:
-    """Hand-off payload of topic `run:<id>`: events just committed, in order, and the run's
-    `READ_COLUMNS` row when it reached a terminal state."""
+    """Hand-off payload of topic `run:<id>`: events just committed, in order, and the run
+    (`READ_COLUMNS` as a dict) when it reached a terminal state."""
 
     run_id: uuid.UUID
     events: list[EventRecord] = field(default_factory=list)
-    run: Any = None
+    run: dict[str, Any] | None = None
 
 
 async def commit_terminal(
@@ -62,9 +62,9 @@ async def commit_terminal(
     session_role: str | None = None,
     layer_specs: list[dict[str, Any]] | None = None,
     extra_values: dict[str, Any] | None = None,
-) -> Any | None:
-    """Commit `outcome`; the run's row after it, or None when the run was not in the expected
-    state (already terminal, or the fence is stale), in which case nothing is written.
+) -> dict[str, Any] | None:
+    """Commit `outcome`; the run after it (`READ_COLUMNS` as a dict), or None when the run was
+    not in the expected state (already terminal, or the fence is stale): then nothing is written.
 
     With a `fence` (a worker finishing its attempt) the run must be `expected`; otherwise
     (`statuses`) the caller holds the row lock: the API cancelling a queued run, a sweeper.
@@ -84,15 +84,15 @@ async def commit_terminal(
         )
     if row is None:
         return None
-    first = int(row.last_event_seq) - len(items) + 1
-    await repository.insert_events(session, run_id, row.tenant_id, first, items, now)
-    if row.session_id is not None and policy is not None:
+    first = int(row["last_event_seq"]) - len(items) + 1
+    await repository.insert_events(session, run_id, row["tenant_id"], first, items, now)
+    if row["session_id"] is not None and policy is not None:
         await policy.on_run_terminal(
             session,
             TerminalRun(
                 id=run_id,
-                tenant_id=row.tenant_id,
-                session_id=row.session_id,
+                tenant_id=row["tenant_id"],
+                session_id=row["session_id"],
                 session_role=session_role,
                 layer_specs=layer_specs,
             ),
