@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, install_error_handlers
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
@@ -53,6 +54,9 @@ def create_app(
             'Errors have one shape: `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,
+        # FastAPI's own pages load from public CDNs; `install_docs` serves offline ones.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
@@ -62,4 +66,5 @@ def create_app(
     app.include_router(health.router)
     for router in (runs.router, sessions.router, agents.router, bindings.router, node_runs.router):
         app.include_router(router, responses=COMMON_ERRORS)
+    install_docs(app)
     return app
