@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.request_context import bind_tenant_id
 from app.db import unit_of_work
 from app.errors import ServiceUnavailable, Unauthorized
 from app.keys import Principal, authenticate, touch_key
@@ -61,6 +62,7 @@ async def get_principal(
     if found is None:
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=challenge)
     principal, stale = found
+    bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
     if stale:
         with contextlib.suppress(Exception):  # bookkeeping only; never fail a request on it
             async with unit_of_work(state.session_factory) as session:

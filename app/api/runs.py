@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from app.api.deps import Accepting, CurrentPrincipal, Db, ReadDb, State
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.api.request_context import bind_run_id
 from app.errors import BadRequest
 from app.models import Run, RunStatus
 from app.runs import repository, service
@@ -115,6 +116,7 @@ async def create_run(
         settings=state.settings,
         notifier=state.notifier,
     )
+    bind_run_id(run.id)
     if not created:
         response.status_code = status.HTTP_200_OK
     return run_read(run)
