@@ -47,15 +47,24 @@ def _run_db(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
 
 
 def _prepare_database(settings: Settings) -> None:
-    """Migrate (when enabled) and, on an empty database, create the default tenant's key."""
-    from app.logging import configure_logging
+    """Migrate (when enabled) and, on an empty database, create the default tenant's key.
+
+    The key goes to stdout (a person copies it); log lines go to stderr.
+    """
     from app.migrate import upgrade_to_head
 
-    configure_logging(settings)
     if settings.auto_migrate:
         upgrade_to_head(settings.database_url)
     if settings.bootstrap_default_tenant:
         _bootstrap(settings)
+
+
+def _configure_logging(settings: Settings) -> None:
+    """First thing a long-running command does, so that everything it writes on stderr
+    (imports' warnings, migrations, uvicorn) is in the configured log format."""
+    from app.logging import configure_logging
+
+    configure_logging(settings)
 
 
 def _bootstrap(settings: Settings) -> bool:
@@ -89,15 +98,16 @@ def serve(
     ] = True,
 ) -> None:
     """Start the HTTP API; with the default --worker, runs execute in this process too."""
-    import uvicorn
-
-    from app.main import create_app
-
     settings = get_settings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
+    _configure_logging(settings)
+    import uvicorn
+
+    from app.main import create_app
+
     _prepare_database(settings)
     app = create_app(settings, run_worker=worker)
     config = uvicorn.Config(
@@ -149,9 +159,10 @@ def _freeze_startup_objects() -> None:
 @cli.command("worker")
 def worker_command() -> None:
     """Run a worker only: claims queued runs and executes them (stops cleanly on SIGTERM)."""
+    settings = get_settings()
+    _configure_logging(settings)
     from app.runs.worker_process import run_worker_process
 
-    settings = get_settings()
     _prepare_database(settings)
     _freeze_startup_objects()
     asyncio.run(run_worker_process(settings))

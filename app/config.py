@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         default="info", description="Least severe level logged."
     )
     log_format: Literal["json", "console"] = Field(
-        default="json", description="json: one JSON object per line; console: for humans."
+        default="json",
+        description="json: every stderr line is one JSON object (uvicorn's and libraries' "
+        "lines too); console: the same lines for humans.",
     )
     auto_migrate: bool = Field(
         default=True,

@@ -1,16 +1,24 @@
-"""`create_app(settings)` builds the FastAPI application. Nothing connects at import."""
+"""`create_app(settings)` builds the FastAPI application. Nothing connects at import.
+
+Middleware, outermost first: `RequestContextMiddleware` (request id, log context, access log;
+outside Starlette's error middleware so a 500 is logged and carries `X-Request-ID` too), then
+Starlette's error handling, then the body size cap, then the routes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, install_error_handlers
+from app.api.request_context import RequestContextMiddleware, bind_path_run_id
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
 from app.layers import LayerRegistry
@@ -31,6 +39,13 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 """Error responses every `/v1` route can give, in the one error shape."""
 
 
+class _StrataAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # `add_middleware` would place it inside ServerErrorMiddleware, which answers unhandled
+        # errors; wrapping the whole stack lets the 500 carry the request id and its status.
+        return RequestContextMiddleware(super().build_middleware_stack())
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -43,7 +58,7 @@ def create_app(
     `extra_layer_providers` adds layer types to the built-in allow-list (embedders, tests).
     """
     settings = settings or get_settings()
-    app = FastAPI(
+    app = _StrataAPI(
         title="Strata",
         version=__version__,
         description=(
@@ -53,6 +68,9 @@ def create_app(
             'Errors have one shape: `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,
+        # FastAPI's own pages load from public CDNs; `install_docs` serves offline ones.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
@@ -61,5 +79,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     for router in (runs.router, sessions.router, agents.router, bindings.router, node_runs.router):
-        app.include_router(router, responses=COMMON_ERRORS)
+        app.include_router(
+            router, responses=COMMON_ERRORS, dependencies=[Depends(bind_path_run_id)]
+        )
+    install_docs(app)
     return app

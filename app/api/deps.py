@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.request_context import bind_tenant_id
 from app.errors import ServiceUnavailable, Unauthorized
 from app.keys import Principal, authenticate, hash_key, touch_key
 from app.lifespan import AppState
@@ -81,12 +82,14 @@ async def get_principal(
     key_hash = hash_key(credentials.credentials)
     principal = state.keys.get(key_hash)
     if principal is not None:
+        bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
         return principal
     found = await state.db.read(authenticate, credentials.credentials, key_hash=key_hash)
     if found is None:
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=challenge)
     principal, stale = found
     state.keys.put(key_hash, principal)
+    bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
     if stale:
         with contextlib.suppress(Exception):  # bookkeeping only; never fail a request on it
             await state.db.write(touch_key, principal.api_key_id)

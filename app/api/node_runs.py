@@ -10,6 +10,7 @@ from app.agents.bindings import resolve_binding
 from app.agents.node_runs import NodeRunRequest, build_node_run
 from app.api.deps import Accepting, CurrentPrincipal, State
 from app.api.errors import ErrorResponse
+from app.api.request_context import bind_run_id
 from app.runs import service
 from app.runs.schemas import RunRead
 
@@ -73,6 +74,7 @@ async def create_node_run(
         quota=state.quota,
         directory=state.directory,
     )
+    bind_run_id(run.id)
     if not created:
         response.status_code = status.HTTP_200_OK
     return run

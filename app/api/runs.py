@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from app.api.deps import Accepting, CurrentPrincipal, ReadDb, State, Write
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.api.request_context import bind_run_id
 from app.errors import BadRequest
 from app.models import RunStatus
 from app.runs import repository, service
@@ -97,6 +98,7 @@ async def create_run(
         quota=state.quota,
         directory=state.directory,
     )
+    bind_run_id(run.id)
     return _json(run, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 
