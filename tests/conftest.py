@@ -11,5 +11,6 @@ pytest_plugins = [
     "tests.db_fixtures",
     "tests.api_fixtures",
     "tests.fake_openai",
+    "tests.fake_anthropic",
     "tests.server_fixtures",
 ]
