@@ -4,7 +4,7 @@ Nothing connects at import time. `create_app` stores the settings, the layer reg
 this process runs a worker on `app.state`; `lifespan` builds the engine, the session factory, the
 notifier and (optionally) the worker, and exposes them as one typed `AppState`. On shutdown the
 API stops accepting new runs (503), the worker drains (see `app.runs.manager`), and the
-connections close.
+connections close (the registry's HTTP client for caller-hosted tools included).
 """
 
 from __future__ import annotations
@@ -92,5 +92,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.accepting = False
         if worker is not None:
             await worker.stop()
+        await registry.aclose()
         await notifier.close()
         await engine.dispose()

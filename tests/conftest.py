@@ -12,5 +12,6 @@ pytest_plugins = [
     "tests.api_fixtures",
     "tests.fake_openai",
     "tests.fake_anthropic",
+    "tests.tool_servers",
     "tests.server_fixtures",
 ]

@@ -5,7 +5,8 @@ paths, nothing dynamic). `LayerRegistry.default(settings)` registers every built
 and embedders pass `extra` providers for their own layer types.
 
 The registry also holds what the server offers by name (`ServerCatalog`: model providers, MCP
-servers, tool endpoints).
+servers, tool endpoints) and the process-wide HTTP client for caller-hosted tools, which it
+creates on first use; `aclose()` closes it (the lifespan calls it on shutdown).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from app.layers.llm import (
 )
 from app.layers.output import JsonSchemaOutputLayer
 from app.layers.prompt import PromptLayer
+from app.layers.tools_http import HttpToolsConfig, HttpToolsLayer, SharedHttpClient
+from app.layers.tools_mcp import McpToolsConfig, McpToolsLayer
 
 __all__ = [
     "AgentLayer",
@@ -71,6 +74,7 @@ class LayerRegistry:
         *,
         model_providers: Mapping[str, ModelProviderSettings],
         catalog: ServerCatalog | None = None,
+        tool_http_client: SharedHttpClient | None = None,
     ) -> None:
         by_type: dict[str, LayerProvider[Any]] = {}
         for provider in providers:
@@ -85,6 +89,7 @@ class LayerRegistry:
             mcp_servers=MappingProxyType(dict(base.mcp_servers)),
             tool_endpoints=MappingProxyType(dict(base.tool_endpoints)),
         )
+        self._tool_http_client = tool_http_client
 
     @classmethod
     def default(
@@ -96,7 +101,8 @@ class LayerRegistry:
     ) -> LayerRegistry:
         """Every built-in layer type, configured from `settings`.
 
-        `http_client` (optional) is given to the model providers.
+        `http_client` (optional) is given to the model providers; caller-hosted tools use one
+        client of their own per registry, created on first use.
         """
         providers_table = model_providers(settings)
         catalog = ServerCatalog(
@@ -104,6 +110,7 @@ class LayerRegistry:
             mcp_servers=settings.mcp_servers,
             tool_endpoints=settings.tool_endpoints,
         )
+        tool_client = SharedHttpClient()
 
         def openai_layer(config: OpenAIModelConfig) -> OpenAIModelLayer:
             layer = OpenAIModelLayer(providers_table, http_client)
@@ -115,6 +122,16 @@ class LayerRegistry:
             layer.config = config
             return layer
 
+        def mcp_layer(config: McpToolsConfig) -> McpToolsLayer:
+            layer = McpToolsLayer(catalog.mcp_servers)
+            layer.config = config
+            return layer
+
+        def http_tools_layer(config: HttpToolsConfig) -> HttpToolsLayer:
+            layer = HttpToolsLayer(catalog.tool_endpoints, tool_client)
+            layer.config = config
+            return layer
+
         providers: list[LayerProvider[Any]] = [
             LayerProvider.from_layer_type(PromptLayer),
             LayerProvider.from_layer_type(MessageHistoryLayer),
@@ -122,6 +139,8 @@ class LayerRegistry:
             LayerProvider.from_factory(layer_type=OpenAIModelLayer, create=openai_layer),
             LayerProvider.from_factory(layer_type=AnthropicModelLayer, create=anthropic_layer),
             LayerProvider.from_layer_type(JsonSchemaOutputLayer),
+            LayerProvider.from_factory(layer_type=McpToolsLayer, create=mcp_layer),
+            LayerProvider.from_factory(layer_type=HttpToolsLayer, create=http_tools_layer),
             LayerProvider.from_layer_type(AskHumanLayer),
             LayerProvider.from_layer_type(ExecutionContextLayer),
             *extra,
@@ -130,6 +149,7 @@ class LayerRegistry:
             providers,
             model_providers=providers_table,
             catalog=catalog,
+            tool_http_client=tool_client,
         )
 
     @property
@@ -167,3 +187,8 @@ class LayerRegistry:
             return
         if isinstance(layer_type, type) and issubclass(layer_type, AgentLayer):
             layer_type.check_config(config, self.catalog)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client of caller-hosted tools (a later call opens a new one)."""
+        if self._tool_http_client is not None:
+            await self._tool_http_client.aclose()

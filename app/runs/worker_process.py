@@ -33,18 +33,14 @@ async def run_worker_process(settings: Settings, registry: LayerRegistry | None 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await notifier.start()
-    worker = build_worker(
-        settings,
-        create_session_factory(engine),
-        notifier,
-        registry or LayerRegistry.default(settings),
-        Metrics(),
-    )
+    registry = registry or LayerRegistry.default(settings)
+    worker = build_worker(settings, create_session_factory(engine), notifier, registry, Metrics())
     await worker.start()
     try:
         await stop.wait()
         log.info("worker_signal_received")
     finally:
         await worker.stop()
+        await registry.aclose()
         await notifier.close()
         await engine.dispose()
