@@ -11,6 +11,7 @@ from app import __version__
 from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import ErrorResponse, install_error_handlers
+from app.api.layer_docs import document_layer_configs
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
 from app.layers import LayerRegistry
@@ -62,4 +63,5 @@ def create_app(
     app.include_router(health.router)
     for router in (runs.router, sessions.router, agents.router, bindings.router, node_runs.router):
         app.include_router(router, responses=COMMON_ERRORS)
+    document_layer_configs(app, app.state.registry)
     return app
