@@ -1,8 +1,9 @@
 """Real tool servers for the tool layers' tests: an MCP server and a caller-hosted tool endpoint.
 
 `FakeMcp` is an MCP server built with the `mcp` SDK (`MCPServer`, served over streamable HTTP at
-`/mcp`) with two tools: `forecast(city, days=1)` answers `sunny in <city> for <days> day(s)`, and
-`explode(reason)` always fails with `the weather service exploded: <reason>`. It records every
+`/mcp`) with its tools: `forecast(city, days=1)` answers `sunny in <city> for <days> day(s)`,
+`explode(reason)` always fails with `the weather service exploded: <reason>`, and
+`slow(seconds)` answers `done` after sleeping that long. It records every
 tool call it executed (`calls`) and the headers of every HTTP request it received (`headers`).
 
 `FakeToolEndpoint` is a workflow engine's tool endpoint (`POST /tools`): it verifies every
@@ -77,6 +78,13 @@ def build_weather_server(calls: list[tuple[str, dict[str, Any]]]) -> MCPServer:
         """A tool that always fails."""
         calls.append(("explode", {"reason": reason}))
         raise ToolError(f"the weather service exploded: {reason}")
+
+    @server.tool()
+    async def slow(seconds: float) -> str:
+        """Answers after a while."""
+        calls.append(("slow", {"seconds": seconds}))
+        await asyncio.sleep(seconds)
+        return "done"
 
     return server
 

@@ -105,6 +105,21 @@ def test_a_failing_mcp_tool_is_reported_to_the_model_and_the_run_goes_on(
     assert "the weather service exploded: test" in json.dumps(returned["content"])
 
 
+def test_a_call_slower_than_the_timeout_is_reported_to_the_model(
+    api_factory: ApiFactory, fake_mcp: FakeMcp
+) -> None:
+    api = start(api_factory, fake_mcp)
+    llm = llm_test_layer(call_tools=["slow"], tool_args={"slow": {"seconds": 3}}, reply="Too slow.")
+
+    run = api.run_to_end(tool_run(mcp_layer(timeout_seconds=0.5), llm=llm))
+
+    assert run["status"] == "succeeded", run
+    assert run["output"] == "Too slow."
+    [result] = events_of(api.events(run["id"]), "tool_result")
+    assert result["outcome"] == "retried"
+    assert "timed out" in result["content"]
+
+
 def test_a_resumed_run_connects_again_and_the_snapshot_holds_nothing_of_the_connection(
     api_factory: ApiFactory, fake_mcp: FakeMcp
 ) -> None:
