@@ -181,6 +181,14 @@ def test_a_session_scoped_run_uses_the_server_on_every_turn(
     ).json()["items"]
     [session] = sessions
     assert fake_mcp.url not in json.dumps(session)
+    # Retiring the session replays its layers without the tool layer: no connection is needed.
+    requests_before = len(fake_mcp.headers)
+    response = api.client.post(
+        f"/v1/sessions/{session['id']}/retire", json={"wait_seconds": 10}, headers=api.headers()
+    )
+    [report] = response.json()["reports"]
+    assert report["result"] == "cleaned", report
+    assert len(fake_mcp.headers) == requests_before
 
 
 def test_an_unreachable_mcp_server_fails_the_run_with_a_tool_error(
