@@ -195,8 +195,6 @@ OPENAI_MODEL_SETTINGS = frozenset(
     }
 )
 ANTHROPIC_MODEL_SETTINGS = frozenset({"temperature", "top_p", "max_tokens", "stop_sequences"})
-# Kept for callers of the first release, which only had OpenAI-compatible providers.
-ALLOWED_MODEL_SETTINGS = OPENAI_MODEL_SETTINGS
 
 _MODEL_SETTINGS_ADAPTER: TypeAdapter[ModelSettings] = TypeAdapter(ModelSettings)
 
