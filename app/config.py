@@ -19,7 +19,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./strata.db"
 class ModelProviderKind(StrEnum):
     """Which client a named model provider uses."""
 
-    OPENAI = "openai"  # any OpenAI-compatible chat completions endpoint
+    OPENAI = "openai"  # any OpenAI-compatible chat completions endpoint (`llm.openai`)
+    ANTHROPIC = "anthropic"  # Anthropic's Messages API or a compatible endpoint (`llm.anthropic`)
     TEST = "test"  # the deterministic in-process model (`llm.test`)
 
 
@@ -34,6 +35,52 @@ class ModelProviderSettings(BaseModel):
     kind: ModelProviderKind = ModelProviderKind.OPENAI
     base_url: str | None = None
     api_key: SecretStr | None = None
+
+
+def _check_http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+class McpServerSettings(BaseModel):
+    """An MCP server reachable over streamable HTTP; `tools.mcp` layers name it.
+
+    The header values (typically an `Authorization` token) are secrets: they are sent to the
+    server and nowhere else.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        description="The server's streamable HTTP endpoint, e.g. http://host:8000/mcp."
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="HTTP headers sent with every request (secrets)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class ToolEndpointSettings(BaseModel):
+    """A caller-hosted tool endpoint; `tools.http` layers name it.
+
+    Every call is signed with `secret` (HMAC-SHA256, see docs/tools-http.md); the secret itself
+    never leaves the server.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Where tool calls are POSTed.")
+    secret: SecretStr = Field(description="The HMAC key both sides share.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
 
 
 class Settings(BaseSettings):
@@ -129,19 +176,36 @@ class Settings(BaseSettings):
     event_text_flush_chars: int = Field(
         default=4096, ge=1, description="…or until this many characters are buffered."
     )
+    event_tool_result_max_chars: int = Field(
+        default=16_000,
+        ge=1,
+        description="A `tool_result` event carries at most this many characters of the result; "
+        "a longer one is cut and marked `truncated` (the model always gets the whole result).",
+    )
 
     # --- model providers -----------------------------------------------------------------
     model_providers: Annotated[dict[str, ModelProviderSettings], NoDecode] = Field(
         default_factory=dict,
         description=(
-            "JSON object: provider name → {kind, base_url, api_key}. A provider named `test` "
-            "always exists and runs the deterministic `llm.test` model."
+            "JSON object: provider name → {kind, base_url, api_key}; kind is `openai`, "
+            "`anthropic` or `test`. A provider named `test` always exists and runs the "
+            "deterministic `llm.test` model."
         ),
     )
 
-    @field_validator("model_providers", mode="before")
+    # --- tools ---------------------------------------------------------------------------
+    mcp_servers: Annotated[dict[str, McpServerSettings], NoDecode] = Field(
+        default_factory=dict,
+        description="JSON object: MCP server name → {url, headers}; `tools.mcp` layers name them.",
+    )
+    tool_endpoints: Annotated[dict[str, ToolEndpointSettings], NoDecode] = Field(
+        default_factory=dict,
+        description="JSON object: endpoint name → {url, secret}; `tools.http` layers name them.",
+    )
+
+    @field_validator("model_providers", "mcp_servers", "tool_endpoints", mode="before")
     @classmethod
-    def _parse_providers(cls, value: object) -> object:
+    def _parse_json_table(cls, value: object) -> object:
         if isinstance(value, str):
             import json
 

@@ -4,7 +4,8 @@ Nothing connects at import time. `create_app` stores the settings, the layer reg
 this process runs a worker on `app.state`; `lifespan` builds the database access (`Database`, with
 SQLite's writer), the notifier, the session policy, the key cache and (optionally) the worker, and
 exposes them as one typed `AppState`. On shutdown the API stops accepting new runs (503), the
-worker drains (see `app.runs.manager`), and the connections close.
+worker drains (see `app.runs.manager`), and the connections close (the registry's HTTP client for
+caller-hosted tools included).
 """
 
 from __future__ import annotations
@@ -113,5 +114,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.accepting = False
         if worker is not None:
             await worker.stop()
+        await registry.aclose()
         await notifier.close()
         await db.close()

@@ -18,6 +18,7 @@ from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, install_error_handlers
+from app.api.layer_docs import document_layer_configs
 from app.api.request_context import RequestContextMiddleware, bind_path_run_id
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
@@ -83,4 +84,5 @@ def create_app(
             router, responses=COMMON_ERRORS, dependencies=[Depends(bind_path_run_id)]
         )
     install_docs(app)
+    document_layer_configs(app, app.state.registry)
     return app

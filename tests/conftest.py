@@ -11,5 +11,7 @@ pytest_plugins = [
     "tests.db_fixtures",
     "tests.api_fixtures",
     "tests.fake_openai",
+    "tests.fake_anthropic",
+    "tests.tool_servers",
     "tests.server_fixtures",
 ]

@@ -10,7 +10,8 @@ next node run of the same workflow run resumes the session's snapshot:
     execution_context        execution_context   tenant, app, workflow, run, node, agent ids
     history                  pydantic_ai.history
     ask_human                ask_human      only when human contacts are configured
-    llm                      llm.test (provider `test`) or llm.openai (a configured provider)
+    llm                      llm.test (provider `test`), or llm.openai / llm.anthropic after the
+                             kind of the configured provider
     output                   output.json_schema   from the declared outputs (or the defaults)
 
 The run is attached to the runtime-session scope (workflow run, node, binding, agent), so
@@ -22,11 +23,13 @@ other run validation error, e.g. `unknown_model_provider`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.agents.bindings import ResolvedBinding
+from app.config import ModelProviderKind, ModelProviderSettings
 from app.errors import ValidationFailed
 from app.layers import TEST_PROVIDER
 from app.runs.schemas import (
@@ -83,8 +86,13 @@ def build_node_run(
     tenant_id: str,
     workflow_run_id: str,
     node_id: str,
+    model_providers: Mapping[str, ModelProviderSettings] | None = None,
 ) -> CreateRunRequest:
-    """The run request for one node execution (see the module docstring)."""
+    """The run request for one node execution (see the module docstring).
+
+    `model_providers` (the server's) decides the model layer type of a configured provider; an
+    unknown provider gets `llm.openai`, which the run validation then rejects by name.
+    """
     binding, agent, snapshot = resolved
     soul = resolved.soul_config()
     job = resolved.job_config()
@@ -117,7 +125,7 @@ def build_node_run(
     ]
     if soul.human.contacts or job.human_contacts:
         layers.append(RunLayerSpec(name="ask_human", type="ask_human"))
-    layers.append(_model_layer(soul))
+    layers.append(_model_layer(soul, model_providers or {}))
     layers.append(
         RunLayerSpec(
             name="output",
@@ -178,7 +186,9 @@ def _user_prompt(inputs: NodeRunInputs) -> str:
     return "\n\n".join(parts) or _FALLBACK_USER_PROMPT
 
 
-def _model_layer(soul: AgentSoulConfig) -> RunLayerSpec:
+def _model_layer(
+    soul: AgentSoulConfig, providers: Mapping[str, ModelProviderSettings]
+) -> RunLayerSpec:
     model = soul.model
     assert model is not None
     settings: dict[str, Any] = dict(model.settings or {})
@@ -190,9 +200,11 @@ def _model_layer(soul: AgentSoulConfig) -> RunLayerSpec:
             type="llm.test",
             config={key: value for key, value in settings.items() if key in allowed},
         )
+    provider = providers.get(model.provider)
+    anthropic = provider is not None and provider.kind is ModelProviderKind.ANTHROPIC
     return RunLayerSpec(
         name="llm",
-        type="llm.openai",
+        type="llm.anthropic" if anthropic else "llm.openai",
         config={"provider": model.provider, "model": model.model, "settings": settings},
     )
 

@@ -62,6 +62,7 @@ async def create_node_run(
         tenant_id=str(principal.tenant_id),
         workflow_run_id=workflow_run_id,
         node_id=node_id,
+        model_providers=state.registry.model_providers,
     )
     run, created = await service.create_run(
         state.db,

@@ -1,8 +1,13 @@
-"""The `llm` family: `llm.test` (deterministic, in process) and `llm.openai` (HTTP).
+"""The `llm` family: `llm.test` (deterministic, in process), `llm.openai` and `llm.anthropic`.
 
-Requests never carry keys: `llm.openai` names a provider from the server's
+Requests never carry keys: `llm.openai` and `llm.anthropic` name a provider from the server's
 `STRATA_MODEL_PROVIDERS`, and the factory that builds the layer receives the provider table from
-the server. A provider named `test` always exists and maps to `llm.test`'s model.
+the server. A provider named `test` always exists and maps to `llm.test`'s model; it may stand in
+for a provider of either kind.
+
+Model settings are an allow-list per provider kind; an unknown setting or a value of the wrong
+type is rejected before the run is stored (`unsupported_model_setting`,
+`invalid_model_setting`), instead of being dropped silently.
 """
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx2
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, TypeAdapter, ValidationError, field_validator
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -27,10 +32,11 @@ from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
+from typing_extensions import TypeVar
 
 from app.compositor import LayerConfig, NoLayerDeps
 from app.config import ModelProviderKind, ModelProviderSettings
-from app.layers.base import ModelLayer
+from app.layers.base import LayerCheckError, ModelLayer, ServerCatalog, config_error
 
 # --- llm.test ---------------------------------------------------------------------------------
 
@@ -174,22 +180,10 @@ def _example_value(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
     return examples.get(str(kind))
 
 
-# --- llm.openai -------------------------------------------------------------------------------
+# --- llm.openai and llm.anthropic ------------------------------------------------------------
 
 
-class OpenAIModelConfig(LayerConfig):
-    """A model behind an OpenAI-compatible chat completions endpoint."""
-
-    provider: str = Field(min_length=1, description="A provider name from server configuration.")
-    model: str = Field(min_length=1, description="The model name the provider knows.")
-    settings: dict[str, JsonValue] = Field(
-        default_factory=dict,
-        description="Model settings: temperature, top_p, max_tokens, presence_penalty, "
-        "frequency_penalty, stop_sequences, seed.",
-    )
-
-
-ALLOWED_MODEL_SETTINGS = frozenset(
+OPENAI_MODEL_SETTINGS = frozenset(
     {
         "temperature",
         "top_p",
@@ -200,10 +194,78 @@ ALLOWED_MODEL_SETTINGS = frozenset(
         "seed",
     }
 )
+ANTHROPIC_MODEL_SETTINGS = frozenset({"temperature", "top_p", "max_tokens", "stop_sequences"})
+
+_MODEL_SETTINGS_ADAPTER: TypeAdapter[ModelSettings] = TypeAdapter(ModelSettings)
 
 
-class OpenAIModelLayer(ModelLayer[NoLayerDeps, OpenAIModelConfig]):
-    type_id = "llm.openai"
+class _ProviderModelConfig(LayerConfig):
+    """A model behind a provider named in server configuration."""
+
+    allowed_settings: ClassVar[frozenset[str]] = frozenset()
+
+    provider: str = Field(
+        min_length=1, max_length=128, description="A provider name from server configuration."
+    )
+    model: str = Field(
+        min_length=1, max_length=256, description="The model name the provider knows."
+    )
+    settings: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, settings: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        unknown = sorted(set(settings) - cls.allowed_settings)
+        if unknown:
+            raise config_error(
+                "unsupported_model_setting",
+                f"unsupported model setting(s) {unknown}; allowed: {sorted(cls.allowed_settings)}",
+            )
+        try:
+            _MODEL_SETTINGS_ADAPTER.validate_python(settings)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise config_error("invalid_model_setting", f"{where}: {first['msg']}") from None
+        return settings
+
+
+class OpenAIModelConfig(_ProviderModelConfig):
+    """A model behind an OpenAI-compatible chat completions endpoint."""
+
+    allowed_settings = OPENAI_MODEL_SETTINGS
+
+    settings: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Model settings: temperature, top_p, max_tokens, presence_penalty, "
+        "frequency_penalty, stop_sequences, seed (others are rejected).",
+    )
+
+
+class AnthropicModelConfig(_ProviderModelConfig):
+    """A model behind Anthropic's Messages API (or a compatible endpoint)."""
+
+    allowed_settings = ANTHROPIC_MODEL_SETTINGS
+
+    settings: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Model settings: temperature, top_p, max_tokens, stop_sequences (others "
+        "are rejected).",
+    )
+
+
+_ProviderConfigT = TypeVar("_ProviderConfigT", bound=_ProviderModelConfig)
+
+
+class _ProviderModelLayer(ModelLayer[NoLayerDeps, _ProviderConfigT]):
+    """A model layer whose provider (endpoint and key) comes from `STRATA_MODEL_PROVIDERS`.
+
+    The provider's kind must be the layer's `provider_kind` (or `test`, which always runs the
+    deterministic model).
+    """
+
+    provider_kind: ClassVar[ModelProviderKind]
+    config_error_codes = frozenset({"unsupported_model_setting", "invalid_model_setting"})
 
     def __init__(
         self,
@@ -214,33 +276,94 @@ class OpenAIModelLayer(ModelLayer[NoLayerDeps, OpenAIModelConfig]):
         self._providers = dict(providers or {})
         self._http_client = http_client
 
-    def build_model(self) -> Model:
+    @classmethod
+    def check_config(cls, config: Any, catalog: ServerCatalog) -> None:
+        name = config.provider
+        provider = catalog.model_providers.get(name)
+        if provider is None:
+            raise LayerCheckError(
+                "unknown_model_provider",
+                f"model provider {name!r} is not configured on this server; configured: "
+                f"{sorted(catalog.model_providers)}",
+                field="provider",
+            )
+        if provider.kind not in (cls.provider_kind, ModelProviderKind.TEST):
+            raise LayerCheckError(
+                "model_provider_kind_mismatch",
+                f"model provider {name!r} is a {provider.kind.value!r} provider; a "
+                f"{cls.type_id!r} layer needs a {cls.provider_kind.value!r} provider",
+                field="provider",
+            )
+
+    def _provider(self) -> ModelProviderSettings:
         provider = self._providers.get(self.config.provider)
         if provider is None:
             raise UnknownModelProvider(self.config.provider)
+        if provider.kind not in (self.provider_kind, ModelProviderKind.TEST):
+            raise UnknownModelProvider(self.config.provider, kind=self.provider_kind)
+        return provider
+
+    def _settings(self) -> ModelSettings | None:
+        allowed = self.config.allowed_settings
+        settings = {k: v for k, v in self.config.settings.items() if k in allowed}
+        return _MODEL_SETTINGS_ADAPTER.validate_python(settings) if settings else None
+
+
+class OpenAIModelLayer(_ProviderModelLayer[OpenAIModelConfig]):
+    type_id = "llm.openai"
+    provider_kind = ModelProviderKind.OPENAI
+
+    def build_model(self) -> Model:
+        provider = self._provider()
         if provider.kind is ModelProviderKind.TEST:
             return build_test_model(TestModelConfig())
         from pydantic_ai.models.openai import OpenAIChatModel
         from pydantic_ai.providers.openai import OpenAIProvider
 
         api_key = provider.api_key.get_secret_value() if provider.api_key else "unused"
-        settings: dict[str, Any] = {
-            key: value
-            for key, value in self.config.settings.items()
-            if key in ALLOWED_MODEL_SETTINGS
-        }
         return OpenAIChatModel(
             self.config.model,
             provider=OpenAIProvider(
                 base_url=provider.base_url, api_key=api_key, http_client=self._http_client
             ),
-            settings=ModelSettings(**settings) if settings else None,  # type: ignore[typeddict-item]  # keys filtered above
+            settings=self._settings(),
+        )
+
+
+class AnthropicModelLayer(_ProviderModelLayer[AnthropicModelConfig]):
+    """Anthropic models through pydantic-ai's `AnthropicModel`.
+
+    The Anthropic SDK (2.x) is built on `httpx2`, like the OpenAI one, so the same optional
+    shared `http_client` serves both. `base_url` defaults to Anthropic's API when unset.
+    """
+
+    type_id = "llm.anthropic"
+    provider_kind = ModelProviderKind.ANTHROPIC
+
+    def build_model(self) -> Model:
+        provider = self._provider()
+        if provider.kind is ModelProviderKind.TEST:
+            return build_test_model(TestModelConfig())
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        api_key = provider.api_key.get_secret_value() if provider.api_key else "unused"
+        return AnthropicModel(
+            self.config.model,
+            provider=AnthropicProvider(
+                base_url=provider.base_url, api_key=api_key, http_client=self._http_client
+            ),
+            settings=self._settings(),
         )
 
 
 class UnknownModelProvider(LookupError):
-    """The configured provider name is not in the server's configuration."""
+    """The configured provider name is not in the server's configuration (or of another kind)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model provider {name!r} is not configured on this server")
+    def __init__(self, name: str, *, kind: ModelProviderKind | None = None) -> None:
+        if kind is None:
+            message = f"model provider {name!r} is not configured on this server"
+        else:
+            message = f"model provider {name!r} is not a {kind.value!r} provider on this server"
+        super().__init__(message)
         self.name = name

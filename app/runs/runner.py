@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from typing import Any
 
 import structlog
@@ -51,20 +50,21 @@ from pydantic_core import to_jsonable_python
 from app.compositor import CompositorError, CompositorRun
 from app.config import Settings
 from app.errors import ValidationFailed
-from app.layers import LayerRegistry
+from app.layers import LayerRegistry, ToolSetupError
 from app.layers.ask_human import AskHumanLayer
 from app.layers.base import HistoryLayer, ModelLayer, OutputLayer
+from app.layers.execution_context import with_run_id
 from app.layers.llm import UnknownModelProvider
 from app.models import RunPurpose, RunStatus
 from app.runs.agent_loop import run_turn
 from app.runs.manager import CancelSignal, EventSink, RunJob
 from app.runs.outcome import ErrorType, RunOutcome
 from app.runs.schemas import ExitIntentName, OnExit, RunComposition
+from app.runs.tool_events import tool_call_data, tool_result_data
 from app.runs.validation import build_compositor, replayable_specs, server_configs
 
 log = structlog.get_logger("strata.runner")
 
-_MAX_EVENT_TEXT = 4000
 _RETIRING = (RunStatus.FAILED, RunStatus.CANCELLED)
 _HANDED_BACK = ("shutdown", "lease_lost")
 
@@ -81,7 +81,11 @@ class AgentRunner:
         try:
             composition = RunComposition.model_validate(job.composition)
             compositor = build_compositor(composition, self.registry)
-            configs = server_configs(composition, tenant_id=str(job.tenant_id))
+            configs = with_run_id(
+                [(spec.name, spec.type) for spec in composition.layers],
+                server_configs(composition, tenant_id=str(job.tenant_id)),
+                str(job.run_id),
+            )
             run = compositor.create_run(configs, job.session_snapshot_in)
         except (ValidationFailed, CompositorError) as error:
             return RunOutcome(
@@ -104,6 +108,15 @@ class AgentRunner:
                 elif job.session_id is not None and body.status in _RETIRING:
                     # the session is retired on failure: release what its layers hold
                     run.delete_on_exit()
+        except ToolSetupError as error:  # a tool layer could not provide its tools
+            log.warning("tool_setup_failed", run_id=str(job.run_id), reason=error.reason)
+            return RunOutcome(
+                status=RunStatus.FAILED,
+                usage=body.usage if body else None,
+                error=str(error),
+                error_type=ErrorType.TOOL_ERROR,
+                reason=error.reason,
+            )
         except Exception as error:  # a layer hook or resource context failed
             layer = getattr(error, "layer", None)
             log.warning(
@@ -171,8 +184,9 @@ class AgentRunner:
             )
 
         async def on_event(event: Any) -> None:
-            await _forward_event(event, sink)
+            await _forward_event(event, sink, result_chars)
 
+        result_chars = self.settings.event_tool_result_max_chars
         timeout = float(inputs.get("timeout_seconds") or self.settings.run_max_timeout_seconds)
         turn = run_turn(
             model,
@@ -291,31 +305,15 @@ def _apply_on_exit(run: CompositorRun, on_exit: OnExit, *, cleanup: bool) -> Non
             run.delete_layer_on_exit(name)
 
 
-async def _forward_event(event: Any, sink: EventSink) -> None:
+async def _forward_event(event: Any, sink: EventSink, result_chars: int) -> None:
     if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
         await sink.text_delta(event.part.content)
     elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
         await sink.text_delta(event.delta.content_delta)
     elif isinstance(event, FunctionToolCallEvent):
-        await sink.emit(
-            "tool_call",
-            {
-                "tool_call_id": event.part.tool_call_id,
-                "tool_name": event.part.tool_name,
-                "args": _jsonable(event.part.args_as_dict()),
-            },
-        )
+        await sink.emit("tool_call", tool_call_data(event.part))
     elif isinstance(event, FunctionToolResultEvent):
-        content = getattr(event.part, "content", None)
-        text = content if isinstance(content, str) else json.dumps(_jsonable(content))
-        await sink.emit(
-            "tool_result",
-            {
-                "tool_call_id": event.part.tool_call_id,
-                "tool_name": event.part.tool_name,
-                "content": text[:_MAX_EVENT_TEXT],
-            },
-        )
+        await sink.emit("tool_result", tool_result_data(event.part, result_chars))
 
 
 def _strip_instructions(messages: list[ModelMessage]) -> list[ModelMessage]:

@@ -7,10 +7,12 @@ registry, so what was accepted is what runs.
 
 Checks, in order: reserved layer names and families (`llm`, `history`, `output`: at most one
 each, under their reserved name); the composition against the allow-list (unknown types, deps);
-model provider names; every layer config; the session snapshot against the composition (schema
-version, names and order, CLOSED or ACTIVE entries, runtime state schemas); `on_exit` layer
-names; purpose rules (a cleanup run needs a snapshot and takes no deferred results; an agent run
-needs an `llm` layer; deferred results need a `history` layer and a snapshot).
+each layer type's own checks (`LayerRegistry.check_config`: the model providers, MCP servers
+and tool endpoints this server knows, tool names and schemas); every layer config; the session
+snapshot against the composition (schema version, names and order, CLOSED or ACTIVE entries,
+runtime state schemas); `on_exit` layer names; purpose rules (a cleanup run needs a snapshot
+and takes no deferred results; an agent run needs an `llm` layer; deferred results need a
+`history` layer and a snapshot).
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from app.compositor import (
 )
 from app.config import Settings
 from app.errors import ValidationFailed
-from app.layers import LayerRegistry
+from app.layers import LayerCheckError, LayerRegistry
 from app.layers.base import RESERVED_NAMES, AgentLayer
-from app.layers.llm import OpenAIModelConfig
 from app.models import RunPurpose
 from app.runs.schemas import CreateRunRequest, RunComposition
 
@@ -119,8 +120,13 @@ def validate_run_request(
     compositor = build_compositor(request.composition, registry)
     configs = server_configs(request.composition, tenant_id=tenant_id)
     for spec in request.composition.layers:
-        if spec.type == "llm.openai":
-            _check_model_provider(spec.name, configs.get(spec.name), registry)
+        try:
+            registry.check_config(spec.name, spec.type, configs.get(spec.name))
+        except LayerCheckError as error:
+            field = "composition.layers.config" + (f".{error.field}" if error.field else "")
+            raise _fail(
+                error.code, f"layer {spec.name!r}: {error.message}", layer=spec.name, field=field
+            ) from None
     try:
         compositor.validate(configs=configs, session_snapshot=snapshot)
     except CompositorError as error:
@@ -198,23 +204,8 @@ def server_configs(composition: RunComposition, *, tenant_id: str) -> dict[str, 
     return configs
 
 
-def _check_model_provider(layer: str, raw: object, registry: LayerRegistry) -> None:
-    try:
-        config = OpenAIModelConfig.model_validate(raw or {})
-    except Exception:
-        return  # the config check reports it with the layer name
-    if config.provider not in registry.model_providers:
-        raise _fail(
-            "unknown_model_provider",
-            f"layer {layer!r}: model provider {config.provider!r} is not configured on this "
-            f"server; configured: {sorted(registry.model_providers)}",
-            layer=layer,
-            field="composition.layers.config.provider",
-        )
-
-
 def replayable_specs(composition: RunComposition, registry: LayerRegistry) -> list[dict[str, Any]]:
-    """The composition without the layers a cleanup replay must not carry (the model layer)."""
+    """The composition without the layers a cleanup replay must not carry (model, tools)."""
     specs = []
     for spec in composition.layers:
         layer_type = registry.layer_type(spec.type)

@@ -29,18 +29,14 @@ async def run_worker_process(settings: Settings, registry: LayerRegistry | None 
         loop.add_signal_handler(sig, stop.set)
     await db.start()
     await notifier.start()
-    worker = build_worker(
-        settings,
-        db,
-        notifier,
-        registry or LayerRegistry.default(settings),
-        Metrics(),
-    )
+    registry = registry or LayerRegistry.default(settings)
+    worker = build_worker(settings, db, notifier, registry, Metrics())
     await worker.start()
     try:
         await stop.wait()
         log.info("worker_signal_received")
     finally:
         await worker.stop()
+        await registry.aclose()
         await notifier.close()
         await db.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.agents.support import binding_path, create_agent, job, roster_binding, save_version, soul
-from tests.api_fixtures import Api, create_key
+from tests.api_fixtures import Api, ApiFactory, create_key
+from tests.fake_anthropic import FakeAnthropic
 
 RUNS = "/v1/workflow-runs/{run}/nodes/{node}/runs"
 
@@ -198,3 +199,20 @@ def test_a_node_run_idempotency_key_replays(api: Api) -> None:
 
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.json()["id"] == second.json()["id"]
+
+
+def test_a_node_run_of_an_agent_on_an_anthropic_provider_uses_llm_anthropic(
+    api_factory: ApiFactory, fake_anthropic: FakeAnthropic
+) -> None:
+    api = api_factory(model_providers={"claude": fake_anthropic.provider("sk-ant-node")})
+    agent = create_agent(api, config=soul(model={"provider": "claude", "model": "claude-test"}))
+    bind(api, agent["id"], declared_outputs=[{"name": "answer", "type": "string"}])
+
+    run = api.wait(node_run(api, inputs={"query": "hello"}).json()["id"])
+
+    assert run["status"] == "succeeded", run
+    assert run["output"] == {"answer": "test"}  # the fake called the output tool
+    [request] = fake_anthropic.requests
+    assert request.model == "claude-test"
+    assert request.api_key == "sk-ant-node"
+    assert "hello" in " ".join(request.user_texts)

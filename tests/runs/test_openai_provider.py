@@ -2,8 +2,9 @@
 
 The provider is configured on the server (`model_providers`), the request only names it. Each
 test checks what a user sees (run status, output, events, errors) and what the model saw (the
-requests the fake recorded). The last test plants a canary key and checks that it reaches the
-provider and nothing else: not the API, not the database, not the logs.
+requests the fake recorded). The last tests plant canary secrets (a provider key; MCP server
+headers, a tool endpoint's secret and an Anthropic key) and check that each reaches its server
+and nothing else: not the API, not the database, not the logs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from app.db import create_engine
 from app.models import Base
 from tests.api_fixtures import Api, ApiFactory
 from tests.db_fixtures import run_coroutine_blocking
+from tests.fake_anthropic import FakeAnthropic
 from tests.fake_openai import FakeOpenAI
+from tests.tool_servers import FakeMcp, FakeToolEndpoint
 
 SYSTEM_PROMPT = "You are a weather assistant. Answer in one sentence."
 
@@ -365,3 +368,101 @@ def test_the_provider_key_reaches_the_provider_and_nothing_else(
     logs = captured.out + captured.err + caplog.text
     assert "run_finished" in logs, "the service's logs were not captured: this check is void"
     assert key not in logs
+
+
+def test_tool_secrets_reach_their_servers_and_nothing_else(
+    api_factory: ApiFactory,
+    fake_mcp: FakeMcp,
+    tool_endpoint: FakeToolEndpoint,
+    fake_anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Canaries in `STRATA_MCP_SERVERS` headers, `STRATA_TOOL_ENDPOINTS` secrets and an
+    `anthropic` provider key, given as the JSON environment variables an operator sets."""
+    caplog.set_level(logging.DEBUG)
+    mcp_token = f"mcp-canary-{uuid.uuid4().hex}"
+    anthropic_key = f"sk-ant-canary-{uuid.uuid4().hex}"
+    endpoint_secret = tool_endpoint.secret  # a fresh canary per test
+    monkeypatch.setenv(
+        "STRATA_MCP_SERVERS",
+        json.dumps({"weather": fake_mcp.settings({"Authorization": f"Bearer {mcp_token}"})}),
+    )
+    monkeypatch.setenv("STRATA_TOOL_ENDPOINTS", json.dumps({"engine": tool_endpoint.settings()}))
+    monkeypatch.setenv(
+        "STRATA_MODEL_PROVIDERS", json.dumps({"claude": fake_anthropic.provider(anthropic_key)})
+    )
+    api = api_factory()
+    tools = [
+        {"name": "weather", "type": "tools.mcp", "config": {"server": "weather"}},
+        {
+            "name": "engine",
+            "type": "tools.http",
+            "deps": {"execution_context": "execution_context"},
+            "config": {"endpoint": "engine", "tools": [{"name": "lookup_order"}]},
+        },
+    ]
+
+    def body(llm: dict[str, Any], snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+        layers = [
+            {"name": "prompt", "type": "plain.prompt", "config": {"user": "Go."}},
+            {"name": "execution_context", "type": "execution_context"},
+            {"name": "history", "type": "pydantic_ai.history"},
+            *tools,
+            llm,
+        ]
+        request: dict[str, Any] = {"composition": {"layers": layers}}
+        if snapshot is not None:
+            request["session_snapshot"] = snapshot
+        return request
+
+    test_llm = {
+        "name": "llm",
+        "type": "llm.test",
+        "config": {"call_tools": ["forecast", "explode", "lookup_order"]},
+    }
+    claude = {
+        "name": "llm",
+        "type": "llm.anthropic",
+        "config": {"provider": "claude", "model": "c"},
+    }
+    first = api.run_to_end(body(test_llm))
+    second = api.run_to_end(body(claude, first["session_snapshot"]))
+    fake_anthropic.reply_error(401, "invalid x-api-key", type="authentication_error")
+    failed = api.run_to_end(body(claude, second["session_snapshot"]))
+
+    assert [first["status"], second["status"], failed["status"]] == [
+        "succeeded",
+        "succeeded",
+        "failed",
+    ]
+    # The secrets were used where they belong.
+    assert {h.get("authorization") for h in fake_mcp.headers} == {f"Bearer {mcp_token}"}
+    assert len(fake_mcp.calls) >= 3
+    assert tool_endpoint.requests and all(r.verified for r in tool_endpoint.requests)
+    assert {r.api_key for r in fake_anthropic.requests} == {anthropic_key}
+    canaries = [mcp_token, endpoint_secret, anthropic_key]
+
+    # Through the API: runs (with their snapshots) and their events.
+    seen_by_api = [api.client.get("/v1/runs", headers=api.headers()).text]
+    for run in (first, second, failed):
+        seen_by_api.append(api.client.get(f"/v1/runs/{run['id']}", headers=api.headers()).text)
+        seen_by_api.append(json.dumps(api.events(run["id"])))
+    assert "sunny in test" in seen_by_api[2]
+    assert "shipped" in seen_by_api[2]
+    for canary in canaries:
+        assert all(canary not in text for text in seen_by_api), canary
+
+    # In the database: every column of every row of every table.
+    stored = _all_rows_as_text(api.database_url)
+    assert "sunny in test" in stored
+    for canary in canaries:
+        assert canary not in stored
+
+    # In the logs: structlog output and standard logging at DEBUG level (the MCP client's too).
+    captured = capsys.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    assert "run_finished" in logs, "the service's logs were not captured: this check is void"
+    for canary in canaries:
+        assert canary not in logs
