@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from app.agents import service, versions
 from app.agents.schemas import (
@@ -22,10 +22,11 @@ from app.agents.schemas import (
     VersionSave,
 )
 from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.models import AgentScope, AgentStatus
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=StrataRoute)
 
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
@@ -145,7 +146,8 @@ async def list_versions(
     db: ReadDb,
     principal: CurrentPrincipal,
     before: Annotated[
-        int | None, Query(ge=1, description="Only versions below this (`next_cursor`).")
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="Only versions below this (`next_cursor`)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> VersionPage:
@@ -161,7 +163,10 @@ async def list_versions(
     },
 )
 async def get_version(
-    agent_id: uuid.UUID, version: int, db: ReadDb, principal: CurrentPrincipal
+    agent_id: uuid.UUID,
+    version: Annotated[int, Path(ge=1, le=INT32_MAX)],
+    db: ReadDb,
+    principal: CurrentPrincipal,
 ) -> VersionRead:
     return await versions.get_version(db, principal, agent_id, version)
 
@@ -177,7 +182,8 @@ async def list_revisions(
     db: ReadDb,
     principal: CurrentPrincipal,
     before: Annotated[
-        int | None, Query(ge=1, description="Only revisions below this (`next_cursor`).")
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="Only revisions below this (`next_cursor`)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RevisionPage:

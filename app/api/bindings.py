@@ -10,9 +10,10 @@ from app.agents import bindings
 from app.agents.bindings import NodeAddress
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy
 from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 
-router = APIRouter(prefix="/v1/workflows", tags=["bindings"])
+router = APIRouter(prefix="/v1/workflows", tags=["bindings"], route_class=StrataRoute)
 
 WorkflowId = Annotated[str, Path(min_length=1, max_length=64)]
 WorkflowVersion = Annotated[str, Path(min_length=1, max_length=64)]

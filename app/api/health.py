@@ -9,10 +9,11 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.deps import State
+from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse, error_response
 from app.migrate import read_current_revision
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrataRoute)
 
 
 class Health(BaseModel):

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Header, Path, Response, status
 from app.agents.bindings import resolve_binding
 from app.agents.node_runs import NodeRunRequest, build_node_run
 from app.api.deps import Accepting, CurrentPrincipal, Db, State
+from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.runs import run_read
 from app.runs import service
 from app.runs.schemas import RunRead
 
-router = APIRouter(prefix="/v1/workflow-runs", tags=["node runs"])
+router = APIRouter(prefix="/v1/workflow-runs", tags=["node runs"], route_class=StrataRoute)
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunRead, "description": "Replay of an earlier request with this key."},

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import Accepting, CurrentPrincipal, Db, ReadDb, State
+from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
 from app.errors import BadRequest
@@ -23,7 +24,7 @@ from app.runs.schemas import (
     RunRead,
 )
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=StrataRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
@@ -220,7 +221,7 @@ async def list_events(
     run_id: uuid.UUID,
     db: ReadDb,
     principal: CurrentPrincipal,
-    after: Annotated[int, Query(ge=0, description="Exclusive cursor (a seq).")] = 0,
+    after: Annotated[int, Query(ge=0, le=INT32_MAX, description="Exclusive cursor (a seq).")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RunEventPage:
     events = await service.list_events(db, principal, run_id, after=after, limit=limit)
@@ -272,7 +273,8 @@ async def stream_events(
 
 def _stream_start(
     after: Annotated[
-        int | None, Query(ge=0, description="Exclusive cursor; wins over the header.")
+        int | None,
+        Query(ge=0, le=INT32_MAX, description="Exclusive cursor; wins over the header."),
     ] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="The last seq a client received.")
@@ -293,6 +295,6 @@ def _parse_last_event_id(value: str | None) -> int:
         raise BadRequest(
             "Last-Event-ID must be an event seq", code="invalid_last_event_id"
         ) from None
-    if parsed < 0:
+    if not 0 <= parsed <= INT32_MAX:
         raise BadRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
     return parsed
