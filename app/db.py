@@ -37,12 +37,14 @@ def create_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
             url,
+            hide_parameters=True,  # error messages must not quote row values (logs)
             connect_args={"timeout": 30, "isolation_level": None},
         )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
         url,
+        hide_parameters=True,  # error messages must not quote row values (logs)
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api import agents, bindings, health, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
-from app.api.errors import ErrorResponse, install_error_handlers
+from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
 from app.layers import LayerRegistry
@@ -54,6 +54,7 @@ def create_app(
         ),
         lifespan=lifespan,
     )
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.run_worker = run_worker

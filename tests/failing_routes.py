@@ -1,0 +1,36 @@
+"""Test-only routes that fail on purpose, added to an app the way tests add layer types.
+
+`GET /test/boom` raises an exception no handler knows; `POST /test/duplicate-tenant` inserts the
+tenant named in the body twice, so its second statement fails with an integrity error whose
+message would quote the name.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import insert
+
+from app.api.deps import Db
+from app.api.edge import StrataRoute
+from app.models import Tenant
+
+router = APIRouter(prefix="/test", route_class=StrataRoute)
+
+
+class TenantName(BaseModel):
+    name: str
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("a bug in a route")
+
+
+@router.post("/duplicate-tenant")
+async def duplicate_tenant(body: TenantName, db: Db) -> None:
+    await db.execute(insert(Tenant).values(name=body.name))
+    await db.execute(insert(Tenant).values(name=body.name))
+
+
+FAILING_ROUTERS = [router]
