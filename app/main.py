@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import agents, bindings, health, node_runs, runs, sessions
+from app.api import agents, bindings, health, keys, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.compositor import LayerProvider
@@ -61,6 +61,13 @@ def create_app(
     app.state.registry = registry or LayerRegistry.default(settings, extra=extra_layer_providers)
     install_error_handlers(app)
     app.include_router(health.router)
-    for router in (runs.router, sessions.router, agents.router, bindings.router, node_runs.router):
+    for router in (
+        runs.router,
+        sessions.router,
+        agents.router,
+        bindings.router,
+        node_runs.router,
+        keys.router,
+    ):
         app.include_router(router, responses=COMMON_ERRORS)
     return app

@@ -21,9 +21,10 @@ from app.agents.schemas import (
     VersionRead,
     VersionSave,
 )
-from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.deps import Db, ReadDb
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
+from app.api.roles import Reader, Runner
 from app.models import AgentScope, AgentStatus
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=StrataRoute)
@@ -49,7 +50,7 @@ _ARCHIVED = "`agent_archived`: archived agents are read-only."
     description="Creates the agent with config version 1 and a `create_version` revision 1.",
     responses={**_AUTH, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
-async def create_agent(body: AgentCreate, db: Db, principal: CurrentPrincipal) -> AgentRead:
+async def create_agent(body: AgentCreate, db: Db, principal: Runner) -> AgentRead:
     return await service.create_agent(db, principal, body)
 
 
@@ -61,7 +62,7 @@ async def create_agent(body: AgentCreate, db: Db, principal: CurrentPrincipal) -
 )
 async def list_agents(
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     scope: Annotated[AgentScope | None, Query(description="Only this scope.")] = None,
     status_filter: Annotated[
         list[AgentStatus] | None,
@@ -86,7 +87,7 @@ async def list_agents(
 
 
 @router.get("/{agent_id}", summary="Get an agent", responses=_ERRORS)
-async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> AgentRead:
+async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: Reader) -> AgentRead:
     return await service.get_agent(db, principal, agent_id)
 
 
@@ -101,7 +102,7 @@ async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal
     },
 )
 async def update_agent(
-    agent_id: uuid.UUID, body: AgentUpdate, db: Db, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: AgentUpdate, db: Db, principal: Runner
 ) -> AgentRead:
     return await service.update_agent(db, principal, agent_id, body)
 
@@ -115,7 +116,7 @@ async def update_agent(
     ),
     responses=_ERRORS,
 )
-async def archive_agent(agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal) -> AgentRead:
+async def archive_agent(agent_id: uuid.UUID, db: Db, principal: Runner) -> AgentRead:
     return await service.archive_agent(db, principal, agent_id)
 
 
@@ -130,7 +131,7 @@ async def archive_agent(agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
 )
 async def save_version(
-    agent_id: uuid.UUID, body: VersionSave, db: Db, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: VersionSave, db: Db, principal: Runner
 ) -> SaveResult:
     return await versions.save_version(db, principal, agent_id, body)
 
@@ -144,7 +145,7 @@ async def save_version(
 async def list_versions(
     agent_id: uuid.UUID,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     before: Annotated[
         int | None,
         Query(ge=1, le=INT32_MAX, description="Only versions below this (`next_cursor`)."),
@@ -166,7 +167,7 @@ async def get_version(
     agent_id: uuid.UUID,
     version: Annotated[int, Path(ge=1, le=INT32_MAX)],
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
 ) -> VersionRead:
     return await versions.get_version(db, principal, agent_id, version)
 
@@ -180,7 +181,7 @@ async def get_version(
 async def list_revisions(
     agent_id: uuid.UUID,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     before: Annotated[
         int | None,
         Query(ge=1, le=INT32_MAX, description="Only revisions below this (`next_cursor`)."),
@@ -200,9 +201,7 @@ async def list_revisions(
     ),
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
-async def save_as(
-    agent_id: uuid.UUID, body: AgentSaveAs, db: Db, principal: CurrentPrincipal
-) -> SaveResult:
+async def save_as(agent_id: uuid.UUID, body: AgentSaveAs, db: Db, principal: Runner) -> SaveResult:
     return await versions.save_as_new_agent(db, principal, agent_id, body)
 
 
@@ -220,6 +219,6 @@ async def save_as(
     },
 )
 async def save_to_roster(
-    agent_id: uuid.UUID, db: Db, principal: CurrentPrincipal, body: SaveToRoster | None = None
+    agent_id: uuid.UUID, db: Db, principal: Runner, body: SaveToRoster | None = None
 ) -> SaveResult:
     return await versions.save_to_roster(db, principal, agent_id, body or SaveToRoster())

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Path, Response, status
 from app.agents import bindings
 from app.agents.bindings import NodeAddress
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy
-from app.api.deps import CurrentPrincipal, Db, ReadDb
+from app.api.deps import Db, ReadDb
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
+from app.api.roles import Reader, Runner
 
 router = APIRouter(prefix="/v1/workflows", tags=["bindings"], route_class=StrataRoute)
 
@@ -56,7 +57,7 @@ async def put_binding(
     node_id: NodeId,
     body: BindingPut,
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Runner,
     response: Response,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
@@ -72,7 +73,7 @@ async def get_binding(
     workflow_version: WorkflowVersion,
     node_id: NodeId,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
     return await bindings.get_binding(db, principal, address)
@@ -90,7 +91,7 @@ async def delete_binding(
     workflow_version: WorkflowVersion,
     node_id: NodeId,
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Runner,
 ) -> None:
     address = NodeAddress(workflow_id, workflow_version, node_id)
     await bindings.delete_binding(db, principal, address)
@@ -105,7 +106,7 @@ async def list_bindings(
     workflow_id: WorkflowId,
     workflow_version: WorkflowVersion,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
 ) -> BindingList:
     return await bindings.list_bindings(db, principal, workflow_id, workflow_version)
 
@@ -128,6 +129,6 @@ async def copy_bindings(
     workflow_version: WorkflowVersion,
     body: BindingsCopy,
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Runner,
 ) -> BindingList:
     return await bindings.copy_bindings(db, principal, workflow_id, workflow_version, body)

@@ -163,8 +163,15 @@ class StrataRoute(APIRoute):
     """The route class of every API router: runs the edge checks before anything else.
 
     Dependencies (authentication included) and the handler run only for a request whose path,
-    query, headers and JSON body passed them.
+    query, headers and JSON body passed them. Building a route that declares no role is an error
+    (`app.api.roles.document_role`).
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        from app.api.roles import document_role  # roles → deps → lifespan: import when used
+
+        document_role(self)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

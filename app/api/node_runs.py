@@ -8,9 +8,10 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from app.agents.bindings import resolve_binding
 from app.agents.node_runs import NodeRunRequest, build_node_run
-from app.api.deps import Accepting, CurrentPrincipal, Db, State
+from app.api.deps import Accepting, Db, State
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
+from app.api.roles import Runner
 from app.api.runs import run_read
 from app.runs import service
 from app.runs.schemas import RunRead
@@ -48,7 +49,7 @@ async def create_node_run(
     node_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: NodeRunRequest,
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     response: Response,
     idempotency_key: Annotated[

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import Accepting, CurrentPrincipal, Db, ReadDb, State
+from app.api.deps import Accepting, Db, ReadDb, State
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.api.roles import Reader, Runner
 from app.errors import BadRequest
 from app.models import Run, RunStatus
 from app.runs import repository, service
@@ -99,7 +100,7 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
 async def create_run(
     body: CreateRunRequest,
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     response: Response,
     idempotency_key: Annotated[
@@ -129,7 +130,7 @@ async def create_run(
 )
 async def list_runs(
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     status_filter: Annotated[
         list[RunStatus] | None, Query(alias="status", description="Repeat for several.")
     ] = None,
@@ -149,7 +150,7 @@ async def list_runs(
 
 
 @router.get("/{run_id}", summary="Get a run", responses=_ERRORS)
-async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> RunRead:
+async def get_run(run_id: uuid.UUID, db: ReadDb, principal: Reader) -> RunRead:
     return run_read(await service.get_run(db, principal, run_id))
 
 
@@ -168,7 +169,7 @@ async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) ->
 async def cancel_run(
     run_id: uuid.UUID,
     db: Db,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     body: CancelRunRequest | None = None,
 ) -> RunRead:
@@ -193,7 +194,7 @@ async def cancel_run(
 )
 async def wait_run(
     run_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    principal: Reader,
     state: State,
     timeout_seconds: Annotated[float, Query(ge=0)] = 30.0,
 ) -> RunRead:
@@ -220,7 +221,7 @@ async def wait_run(
 async def list_events(
     run_id: uuid.UUID,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     after: Annotated[int, Query(ge=0, le=INT32_MAX, description="Exclusive cursor (a seq).")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RunEventPage:
@@ -233,7 +234,7 @@ async def list_events(
     )
 
 
-async def _existing_run(run_id: uuid.UUID, principal: CurrentPrincipal, state: State) -> uuid.UUID:
+async def _existing_run(run_id: uuid.UUID, principal: Reader, state: State) -> uuid.UUID:
     async with state.read_session_factory() as session:
         await service.get_run(session, principal, run_id)
     return run_id

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentPrincipal, State
+from app.api.deps import State
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.api.roles import Reader, Runner
+from app.keys import Principal
 from app.models import RuntimeSessionStatus, WorkflowAgentRuntimeSession
 from app.sessions import service
 from app.sessions.schemas import (
@@ -35,7 +37,7 @@ def session_read(row: WorkflowAgentRuntimeSession) -> SessionRead:
 
 @router.get("", summary="List runtime sessions", responses={401: _ERRORS[401]})
 async def list_sessions(
-    principal: CurrentPrincipal,
+    principal: Reader,
     state: State,
     workflow_run_id: Annotated[str | None, Query(max_length=64)] = None,
     status: RuntimeSessionStatus | None = None,
@@ -58,15 +60,13 @@ async def list_sessions(
 
 
 @router.get("/{session_id}", summary="Get a runtime session", responses=_ERRORS)
-async def get_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, state: State
-) -> SessionRead:
+async def get_session(session_id: uuid.UUID, principal: Reader, state: State) -> SessionRead:
     return session_read(
         await service.get_session(state.read_session_factory, principal, session_id)
     )
 
 
-def _retirer(state: State, principal: CurrentPrincipal) -> service.Retirer:
+def _retirer(state: State, principal: Principal) -> service.Retirer:
     return service.Retirer(
         session_factory=state.session_factory,
         read_factory=state.read_session_factory,
@@ -89,7 +89,7 @@ def _retirer(state: State, principal: CurrentPrincipal) -> service.Retirer:
     responses={401: _ERRORS[401]},
 )
 async def retire_workflow_run(
-    body: RetireWorkflowRun, principal: CurrentPrincipal, state: State
+    body: RetireWorkflowRun, principal: Runner, state: State
 ) -> RetireResponse:
     reports = await _retirer(state, principal).retire_workflow_run(
         body.workflow_run_id, body.wait_seconds
@@ -105,7 +105,7 @@ async def retire_workflow_run(
 )
 async def retire_session(
     session_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     body: RetireOne | None = None,
 ) -> RetireResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from app.migrate import (
 from app.models import Base, StrEnumType
 from tests.db_fixtures import run_blocking
 
-INITIAL_REVISION = "0001_initial"
+HEAD_REVISION = "0002_api_key_roles"
 
 
 def _schema_diff(connection: Connection) -> list[Any]:
@@ -94,8 +95,8 @@ async def test_the_active_roster_name_index_is_partial_on_the_database(
 
 
 async def test_the_database_is_at_the_head_revision(engine: AsyncEngine) -> None:
-    assert head_revision() == INITIAL_REVISION
-    assert await read_current_revision(engine) == INITIAL_REVISION
+    assert head_revision() == HEAD_REVISION
+    assert await read_current_revision(engine) == HEAD_REVISION
 
 
 async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
@@ -111,7 +112,7 @@ async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
             await engine.dispose()
 
         await asyncio.to_thread(upgrade_to_head, database_url)
-        assert await asyncio.to_thread(current_revision, database_url) == INITIAL_REVISION
+        assert await asyncio.to_thread(current_revision, database_url) == HEAD_REVISION
         engine = create_engine(database_url)
         try:
             async with engine.connect() as connection:
@@ -125,19 +126,55 @@ async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
         await asyncio.to_thread(upgrade_to_head, database_url)
 
 
+async def test_member_keys_become_runner_keys_and_back(database_url: str) -> None:
+    tenant_id, key_id = uuid.uuid4(), uuid.uuid4()
+
+    async def execute(sql: str, **params: Any) -> list[Any]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                statement = sa.text(sql).bindparams(
+                    *(sa.bindparam(name, type_=sa.Uuid()) for name in params)
+                )
+                result = await connection.execute(statement, params)
+                return list(result) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    try:
+        await asyncio.to_thread(downgrade, database_url, "0001_initial")
+        await execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (:id, 't', CURRENT_TIMESTAMP)",
+            id=tenant_id,
+        )
+        await execute(
+            "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, role, created_at) "
+            "VALUES (:id, :tenant, 'h', 'p', 'member', CURRENT_TIMESTAMP)",
+            id=key_id,
+            tenant=tenant_id,
+        )
+
+        await asyncio.to_thread(upgrade_to_head, database_url)
+        assert await execute("SELECT role FROM api_keys") == [("runner",)]
+        await asyncio.to_thread(downgrade, database_url, "0001_initial")
+        assert await execute("SELECT role FROM api_keys") == [("member",)]
+    finally:
+        await asyncio.to_thread(upgrade_to_head, database_url)
+
+
 def test_upgrading_a_database_at_head_changes_nothing(database_url: str) -> None:
     run_blocking(upgrade_to_head, database_url)
-    assert run_blocking(current_revision, database_url) == INITIAL_REVISION
+    assert run_blocking(current_revision, database_url) == HEAD_REVISION
 
 
 def test_the_migration_helpers_do_not_depend_on_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert head_revision() == INITIAL_REVISION
+    assert head_revision() == HEAD_REVISION
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     run_blocking(upgrade_to_head, url)
-    assert run_blocking(current_revision, url) == INITIAL_REVISION
+    assert run_blocking(current_revision, url) == HEAD_REVISION
 
 
 def test_a_url_with_escaped_characters_reaches_alembic_unchanged() -> None:
