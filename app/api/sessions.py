@@ -35,7 +35,14 @@ def session_read(row: WorkflowAgentRuntimeSession) -> SessionRead:
     return SessionRead.model_validate(row, from_attributes=True)
 
 
-@router.get("", summary="List runtime sessions", responses={401: _ERRORS[401]})
+@router.get(
+    "",
+    summary="List runtime sessions",
+    responses={
+        401: _ERRORS[401],
+        400: {"model": ErrorResponse, "description": "`invalid_cursor`."},
+    },
+)
 async def list_sessions(
     principal: Reader,
     state: State,
