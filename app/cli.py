@@ -3,7 +3,7 @@
 strata serve [--no-worker]   HTTP API, with an in-process worker unless --no-worker
 strata worker                a worker process only
 strata migrate               upgrade the database schema to head
-strata keys create|list|revoke
+strata keys create|list|revoke  (roles: admin, runner, reader)
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -178,10 +179,25 @@ def migrate() -> None:
     typer.echo("database schema is at head")
 
 
+class KeyRole(StrEnum):
+    """The `--role` choices: `app.models.ApiKeyRole`'s values (a test keeps them equal)."""
+
+    ADMIN = "admin"
+    RUNNER = "runner"
+    READER = "reader"
+
+
 @keys_cli.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant name; created when it does not exist.")],
-    role: Annotated[str, typer.Option(help="admin or member.")] = "admin",
+    role: Annotated[
+        KeyRole,
+        typer.Option(
+            help="admin: the tenant's keys and everything a runner may do; runner: runs, "
+            "sessions, node runs, agent and binding writes; reader: read only.",
+            case_sensitive=False,
+        ),
+    ] = KeyRole.ADMIN,
     label: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
@@ -189,11 +205,7 @@ def keys_create(
     from app.models import ApiKeyRole
 
     settings = get_settings()
-    try:
-        key_role = ApiKeyRole(role)
-    except ValueError:
-        raise typer.BadParameter("role must be admin or member", param_hint="--role") from None
-
+    key_role = ApiKeyRole(role.value)
     issued = _run_db(
         settings, lambda session: issue_key(session, tenant, role=key_role, label=label)
     )

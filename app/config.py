@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Request bodies above this size get 413."
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token `/metrics` requires (an operator's, not a tenant's key); "
+        "unset, `/metrics` answers 404.",
+    )
     db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
     db_connect_timeout_seconds: float = Field(
         default=5.0,

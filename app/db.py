@@ -104,7 +104,7 @@ def create_engine(
             pool_size=max(pool_size, 10),
             max_overflow=max(pool_size, 10) * 4,
             pool_timeout=connect_timeout,
-            hide_parameters=True,
+            hide_parameters=True,  # error messages must not quote row values (logs)
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
         )
@@ -117,7 +117,7 @@ def create_engine(
         pool_pre_ping=pre_ping,
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout},
-        hide_parameters=True,
+        hide_parameters=True,  # error messages must not quote row values (logs)
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )

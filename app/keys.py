@@ -1,8 +1,10 @@
 """Tenants and API keys.
 
 A key is shown once, when it is created; the database keeps only its SHA-256 hash and a short
-prefix for display. Keys are long random tokens, so a plain (unsalted) hash is enough to make a
-leaked table useless, and it lets authentication find the key with one indexed lookup.
+prefix for display. Every request looks its key up (there is no cache), so a revoked key stops
+authenticating with the next request. Keys are long random tokens, so a plain (unsalted) hash
+is enough to make a leaked table useless, and it lets authentication find the key with one
+indexed lookup.
 """
 
 from __future__ import annotations
@@ -126,6 +128,71 @@ async def touch_key(session: AsyncSession, key_id: uuid.UUID) -> None:
     )
 
 
+async def list_tenant_keys(session: AsyncSession, tenant_id: uuid.UUID) -> list[ApiKey]:
+    """A tenant's keys, newest first (revoked ones included)."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    )
+    return list(rows)
+
+
+async def get_tenant_key(
+    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID
+) -> ApiKey | None:
+    key: ApiKey | None = await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+    )
+    return key
+
+
+async def issue_tenant_key(
+    session: AsyncSession, tenant_id: uuid.UUID, *, role: ApiKeyRole, label: str | None
+) -> tuple[ApiKey, str]:
+    """A new key of an existing tenant: the row and the plaintext (show it once)."""
+    key = _new_key()
+    row = ApiKey(
+        tenant_id=tenant_id, name=label, key_hash=hash_key(key), prefix=key[:_PREFIX_LEN], role=role
+    )
+    session.add(row)
+    await session.flush()
+    return row, key
+
+
+class LastAdminKey(Exception):
+    """Revoking this key would leave its tenant without an active admin key."""
+
+
+async def revoke_tenant_key(session: AsyncSession, tenant_id: uuid.UUID, key: ApiKey) -> ApiKey:
+    """Revoke one of a tenant's keys (idempotent); never its last active admin key.
+
+    The tenant row is locked first, so two admins revoking each other's keys at once cannot
+    both succeed and leave the tenant without an admin.
+
+    Raises:
+        LastAdminKey: `key` is the tenant's only active admin key.
+    """
+    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    if key.revoked_at is not None:
+        return key
+    if key.role is ApiKeyRole.ADMIN:
+        admins = await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(
+                ApiKey.tenant_id == tenant_id,
+                ApiKey.role == ApiKeyRole.ADMIN,
+                ApiKey.revoked_at.is_(None),
+            )
+        )
+        if (admins or 0) <= 1:
+            raise LastAdminKey
+    key.revoked_at = datetime.now(UTC)
+    await session.flush()
+    return key
+
+
 async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> bool:
     result = await session.execute(
         update(ApiKey)
@@ -159,6 +226,12 @@ class KeyCache:
             del self._entries[key_hash]
             return None
         return entry[1]
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        """Drop a key (revoked in this process: it stops working here at once)."""
+        for key_hash, (_, principal) in list(self._entries.items()):
+            if principal.api_key_id == key_id:
+                del self._entries[key_hash]
 
     def put(self, key_hash: str, principal: Principal) -> None:
         if len(self._entries) >= self.max_entries:

@@ -14,10 +14,10 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from app import __version__
-from app.api import agents, bindings, health, node_runs, runs, sessions
+from app.api import agents, bindings, health, keys, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_docs
-from app.api.errors import ErrorResponse, install_error_handlers
+from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.api.layer_docs import document_layer_configs
 from app.api.request_context import RequestContextMiddleware, bind_path_run_id
 from app.compositor import LayerProvider
@@ -73,13 +73,21 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.run_worker = run_worker
     app.state.registry = registry or LayerRegistry.default(settings, extra=extra_layer_providers)
     install_error_handlers(app)
     app.include_router(health.router)
-    for router in (runs.router, sessions.router, agents.router, bindings.router, node_runs.router):
+    for router in (
+        runs.router,
+        sessions.router,
+        agents.router,
+        bindings.router,
+        node_runs.router,
+        keys.router,
+    ):
         app.include_router(
             router, responses=COMMON_ERRORS, dependencies=[Depends(bind_path_run_id)]
         )

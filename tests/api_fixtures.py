@@ -22,6 +22,7 @@ from app.config import Settings
 from app.db import create_engine, create_session_factory, unit_of_work
 from app.keys import IssuedKey, issue_key
 from app.main import create_app
+from app.models import ApiKeyRole
 from tests.db_fixtures import run_coroutine_blocking
 from tests.layer_types import TEST_LAYER_PROVIDERS
 
@@ -42,12 +43,14 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def create_key(database_url: str, tenant: str) -> IssuedKey:
+def create_key(database_url: str, tenant: str, role: ApiKeyRole = ApiKeyRole.ADMIN) -> IssuedKey:
+    """A new key of `tenant` (created when missing), admin unless `role` says otherwise."""
+
     async def _issue() -> IssuedKey:
         engine = create_engine(database_url)
         try:
             async with unit_of_work(create_session_factory(engine)) as session:
-                return await issue_key(session, tenant)
+                return await issue_key(session, tenant, role=role)
         finally:
             await engine.dispose()
 

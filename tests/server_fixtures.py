@@ -5,8 +5,9 @@ response body before handing it over, so an event stream (which stays open until
 cannot be observed while it streams. These fixtures serve the app with uvicorn on 127.0.0.1 in a
 background thread, with its own event loop, the in-process worker and this test's database:
 
-- `live_server_factory(**setting_overrides)` starts a server (settings as in `make_settings`,
-  test layer types registered) and returns a `LiveServer`; every server started is stopped after
+- `live_server_factory(routers=(), **setting_overrides)` starts a server (settings as in
+  `make_settings`, test layer types registered, `routers` added to the app) and returns a
+  `LiveServer`; every server started is stopped after
   the test: `should_exit`, then the thread is joined (uvicorn waits for open connections up to
   its graceful-shutdown timeout, then cancels them).
 - `live_server`: one server with the default test settings.
@@ -21,13 +22,14 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 import pytest
 import uvicorn
+from fastapi import APIRouter
 
 from app.client import AsyncStrataClient, StrataClient
 from app.config import Settings
@@ -108,9 +110,11 @@ def live_server_factory(database_url: str) -> Iterator[LiveServerFactory]:
     """Start real servers on this test's database; all are stopped after the test."""
     started: list[tuple[LiveServer, _ServerThread]] = []
 
-    def start(**overrides: Any) -> LiveServer:
+    def start(*, routers: Sequence[APIRouter] = (), **overrides: Any) -> LiveServer:
         settings = make_settings(database_url, **overrides)
         app = create_app(settings, extra_layer_providers=TEST_LAYER_PROVIDERS)
+        for router in routers:
+            app.include_router(router)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

@@ -134,7 +134,7 @@ def test_readyz_is_503_on_an_unmigrated_database(tmp_path: Path) -> None:
 
 
 def test_metrics_count_runs_by_status(api_factory) -> None:  # type: ignore[no-untyped-def]
-    api = api_factory()
+    api = api_factory(metrics_token="operator-token")
     layers = [
         {"name": "prompt", "type": "plain.prompt", "config": {"user": "hi"}},
         {"name": "llm", "type": "llm.test"},
@@ -144,7 +144,7 @@ def test_metrics_count_runs_by_status(api_factory) -> None:  # type: ignore[no-u
     run = api.post_run({"composition": {"layers": layers}}).json()
     api.wait(run["id"])
 
-    body = api.client.get("/metrics").text
+    body = api.client.get("/metrics", headers={"Authorization": "Bearer operator-token"}).text
 
     assert failed["error_type"] == "invalid_run"
     assert failed["reason"] == "empty_user_prompt"
@@ -153,6 +153,23 @@ def test_metrics_count_runs_by_status(api_factory) -> None:  # type: ignore[no-u
     assert "strata_queue_depth 0.0" in body
     assert 'strata_runs_finished_total{status="succeeded"} 1.0' in body
     assert "strata_run_duration_seconds_count 2.0" in body
+
+
+def test_metrics_need_the_operator_token(api_factory) -> None:  # type: ignore[no-untyped-def]
+    off = api_factory()
+    on = api_factory(metrics_token="operator-token")
+
+    disabled = off.client.get("/metrics", headers={"Authorization": "Bearer operator-token"})
+    anonymous = on.client.get("/metrics")
+    tenant_admin = on.client.get("/metrics", headers=on.headers())  # a tenant key is no token
+    operator = on.client.get("/metrics", headers={"Authorization": "Bearer operator-token"})
+
+    assert disabled.status_code == 404
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "invalid_metrics_token"
+    assert tenant_admin.status_code == 401
+    assert operator.status_code == 200
+    assert "strata_queue_depth" in operator.text
 
 
 def test_strata_bootstrap_prints_a_key_once(tmp_path: Path) -> None:
@@ -178,7 +195,7 @@ def test_strata_bootstrap_prints_a_key_once(tmp_path: Path) -> None:
     assert second.returncode == 0
     assert "sk-strata-" not in second.stdout
     created = subprocess.run(
-        [sys.executable, "-m", "app", "keys", "create", "--tenant", "acme", "--role", "member"],
+        [sys.executable, "-m", "app", "keys", "create", "--tenant", "acme", "--role", "runner"],
         env=env,
         capture_output=True,
         text=True,

@@ -14,7 +14,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from app.models import (
     Agent,
@@ -29,6 +36,7 @@ from app.models import (
     WorkflowAgentNodeBinding,
 )
 from app.schemas import AgentSoulConfig, WorkflowNodeJobConfig
+from app.schemas.strict import StrictBool
 
 AgentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -45,6 +53,21 @@ class _Request(BaseModel):
 
 class AgentCreate(_Request):
     """`POST /v1/agents`: a new agent with its first config snapshot (version 1)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "researcher",
+                    "scope": "roster",
+                    "config": {
+                        "prompt": {"system_prompt": "You research carefully."},
+                        "model": {"provider": "test", "model": "test"},
+                    },
+                }
+            ]
+        }
+    )
 
     name: AgentName = Field(description="Unique among the tenant's active roster agents.")
     description: str = Field(default="", max_length=10_000)
@@ -64,10 +87,19 @@ class AgentCreate(_Request):
 
 
 class AgentUpdate(_Request):
-    """`PATCH /v1/agents/{id}`: presentation fields; only the fields present are changed."""
+    """`PATCH /v1/agents/{id}`: presentation fields; only the fields present are changed.
 
-    name: AgentName | None = None
-    description: str | None = Field(default=None, max_length=10_000)
+    `name` and `description` may be left out but not set to null (the icon fields may: null
+    clears them); their JSON schema says so, so the OpenAPI document matches what is accepted.
+    """
+
+    name: Annotated[
+        AgentName | None,
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255}),
+    ] = None
+    description: Annotated[str | None, WithJsonSchema({"type": "string", "maxLength": 10_000})] = (
+        Field(default=None, max_length=10_000)
+    )
     icon_type: AgentIconType | None = None
     icon: str | None = Field(default=None, max_length=10_000)
     icon_background: IconBackground | None = None
@@ -178,7 +210,7 @@ class BindingsCopy(_Request):
     """`POST …/bindings/copy`: copy every binding of a workflow version to another version."""
 
     target_version: ExternalId
-    replace: bool = Field(
+    replace: StrictBool = Field(
         default=False,
         description="Delete the target version's bindings first; without it, a target that "
         "has bindings answers 409 `bindings_exist`.",

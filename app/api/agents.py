@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from app.agents import service, versions
 from app.agents.schemas import (
@@ -21,11 +21,13 @@ from app.agents.schemas import (
     VersionRead,
     VersionSave,
 )
-from app.api.deps import CurrentPrincipal, ReadDb, Write
+from app.api.deps import ReadDb, Write
+from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
+from app.api.roles import Reader, Runner
 from app.models import AgentScope, AgentStatus
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=StrataRoute)
 
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
@@ -48,7 +50,7 @@ _ARCHIVED = "`agent_archived`: archived agents are read-only."
     description="Creates the agent with config version 1 and a `create_version` revision 1.",
     responses={**_AUTH, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
-async def create_agent(body: AgentCreate, write: Write, principal: CurrentPrincipal) -> AgentRead:
+async def create_agent(body: AgentCreate, write: Write, principal: Runner) -> AgentRead:
     return await write(service.create_agent, principal, body)
 
 
@@ -60,7 +62,7 @@ async def create_agent(body: AgentCreate, write: Write, principal: CurrentPrinci
 )
 async def list_agents(
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     scope: Annotated[AgentScope | None, Query(description="Only this scope.")] = None,
     status_filter: Annotated[
         list[AgentStatus] | None,
@@ -85,7 +87,7 @@ async def list_agents(
 
 
 @router.get("/{agent_id}", summary="Get an agent", responses=_ERRORS)
-async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> AgentRead:
+async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: Reader) -> AgentRead:
     return await service.get_agent(db, principal, agent_id)
 
 
@@ -100,7 +102,7 @@ async def get_agent(agent_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal
     },
 )
 async def update_agent(
-    agent_id: uuid.UUID, body: AgentUpdate, write: Write, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: AgentUpdate, write: Write, principal: Runner
 ) -> AgentRead:
     return await write(service.update_agent, principal, agent_id, body)
 
@@ -114,9 +116,7 @@ async def update_agent(
     ),
     responses=_ERRORS,
 )
-async def archive_agent(
-    agent_id: uuid.UUID, write: Write, principal: CurrentPrincipal
-) -> AgentRead:
+async def archive_agent(agent_id: uuid.UUID, write: Write, principal: Runner) -> AgentRead:
     return await write(service.archive_agent, principal, agent_id)
 
 
@@ -131,7 +131,7 @@ async def archive_agent(
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
 )
 async def save_version(
-    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: Runner
 ) -> SaveResult:
     return await write(versions.save_version, principal, agent_id, body)
 
@@ -145,9 +145,10 @@ async def save_version(
 async def list_versions(
     agent_id: uuid.UUID,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     before: Annotated[
-        int | None, Query(ge=1, description="Only versions below this (`next_cursor`).")
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="Only versions below this (`next_cursor`)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> VersionPage:
@@ -163,7 +164,10 @@ async def list_versions(
     },
 )
 async def get_version(
-    agent_id: uuid.UUID, version: int, db: ReadDb, principal: CurrentPrincipal
+    agent_id: uuid.UUID,
+    version: Annotated[int, Path(ge=1, le=INT32_MAX)],
+    db: ReadDb,
+    principal: Reader,
 ) -> VersionRead:
     return await versions.get_version(db, principal, agent_id, version)
 
@@ -177,9 +181,10 @@ async def get_version(
 async def list_revisions(
     agent_id: uuid.UUID,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     before: Annotated[
-        int | None, Query(ge=1, description="Only revisions below this (`next_cursor`).")
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="Only revisions below this (`next_cursor`)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RevisionPage:
@@ -197,7 +202,7 @@ async def list_revisions(
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
 async def save_as(
-    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: CurrentPrincipal
+    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: Runner
 ) -> SaveResult:
     return await write(versions.save_as_new_agent, principal, agent_id, body)
 
@@ -216,6 +221,6 @@ async def save_as(
     },
 )
 async def save_to_roster(
-    agent_id: uuid.UUID, write: Write, principal: CurrentPrincipal, body: SaveToRoster | None = None
+    agent_id: uuid.UUID, write: Write, principal: Runner, body: SaveToRoster | None = None
 ) -> SaveResult:
     return await write(versions.save_to_roster, principal, agent_id, body or SaveToRoster())

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Response, status
 from app.agents import bindings
 from app.agents.bindings import NodeAddress
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy
-from app.api.deps import CurrentPrincipal, ReadDb, Write
+from app.api.deps import ReadDb, Write
+from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
+from app.api.roles import Reader, Runner
 
-router = APIRouter(prefix="/v1/workflows", tags=["bindings"])
+router = APIRouter(prefix="/v1/workflows", tags=["bindings"], route_class=StrataRoute)
 
 WorkflowId = Annotated[str, Path(min_length=1, max_length=64)]
 WorkflowVersion = Annotated[str, Path(min_length=1, max_length=64)]
@@ -55,7 +57,7 @@ async def put_binding(
     node_id: NodeId,
     body: BindingPut,
     write: Write,
-    principal: CurrentPrincipal,
+    principal: Runner,
     response: Response,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
@@ -71,7 +73,7 @@ async def get_binding(
     workflow_version: WorkflowVersion,
     node_id: NodeId,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
     return await bindings.get_binding(db, principal, address)
@@ -89,7 +91,7 @@ async def delete_binding(
     workflow_version: WorkflowVersion,
     node_id: NodeId,
     write: Write,
-    principal: CurrentPrincipal,
+    principal: Runner,
 ) -> None:
     address = NodeAddress(workflow_id, workflow_version, node_id)
     await write(bindings.delete_binding, principal, address)
@@ -104,7 +106,7 @@ async def list_bindings(
     workflow_id: WorkflowId,
     workflow_version: WorkflowVersion,
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
 ) -> BindingList:
     return await bindings.list_bindings(db, principal, workflow_id, workflow_version)
 
@@ -127,6 +129,6 @@ async def copy_bindings(
     workflow_version: WorkflowVersion,
     body: BindingsCopy,
     write: Write,
-    principal: CurrentPrincipal,
+    principal: Runner,
 ) -> BindingList:
     return await write(bindings.copy_bindings, principal, workflow_id, workflow_version, body)

@@ -1,18 +1,22 @@
 """Request body size cap: bodies above `max_body_bytes` get 413 in the API's error shape.
 
 Starlette's own limit answers in plain text; this one keeps every error body JSON. It rejects
-early on `Content-Length` and also counts streamed (chunked) bodies as they arrive.
+early on `Content-Length` and also counts streamed (chunked) bodies as they arrive. The error a
+chunked body raises while a route reads it is an `HTTPException(413)`: FastAPI's body parsing
+turns any other exception into a 400, but passes HTTP exceptions on to the app's handlers.
 """
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
 class BodySizeLimitMiddleware:
@@ -38,7 +42,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:

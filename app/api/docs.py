@@ -26,6 +26,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api.roles import Public
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """Files served at `/static`; shipped as package data (see pyproject.toml)."""
 
@@ -57,7 +59,9 @@ def install_docs(app: FastAPI) -> None:
     title = app.title
     openapi_url = app.openapi_url or "/openapi.json"
 
-    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    @app.get(
+        "/docs", include_in_schema=False, response_class=HTMLResponse, dependencies=[Public]
+    )
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(
@@ -71,7 +75,9 @@ def install_docs(app: FastAPI) -> None:
         page.headers.update(_HEADERS)
         return page
 
-    @app.get("/redoc", include_in_schema=False, response_class=HTMLResponse)
+    @app.get(
+        "/redoc", include_in_schema=False, response_class=HTMLResponse, dependencies=[Public]
+    )
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_redoc_html(

@@ -8,7 +8,8 @@ Every error body has the same shape::
 parameters that do not parse) answers 422 with code `request_invalid` and the offending fields in
 `details.errors`. Starlette's own HTTP errors (404 for an unknown path, 405, 413 for an oversized
 body) keep their status with a code derived from it. Anything else is a bug: 500 with code
-`internal_error` and nothing of the exception in the body (it is logged instead). A database
+`internal_error` and nothing of the exception in the body (it is logged instead), answered by
+`UnhandledErrorMiddleware` on a connection that stays usable. A database
 that cannot be reached answers 503 with code `database_unavailable` and `Retry-After`, never 500.
 """
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import is_database_unavailable
 from app.errors import AppError
@@ -100,27 +102,62 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
         )
 
-    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database_unavailable", path=request.url.path, error_class=type(exc).__name__)
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        return unexpected_error_response(request.url.path, exc)
+
+    # Registered per class (not only under `Exception`): Starlette answers handlers for
+    # `Exception` from its outermost middleware and then re-raises, which closes the client's
+    # keep-alive connection; a database outage must be a plain 503 on a healthy connection.
+    # Every other exception is answered by `UnhandledErrorMiddleware` for the same reason.
+    for exc_class in (OSError, DBAPIError, PoolTimeoutError):
+        app.add_exception_handler(exc_class, _database_error)
+
+
+def unexpected_error_response(path: str, exc: BaseException) -> JSONResponse:
+    """503 `database_unavailable` for an outage, else a logged 500 `internal_error`.
+
+    The log line names the exception class and carries its traceback; `app.logging` hides the
+    message of database errors, which can quote row values.
+    """
+    if is_database_unavailable(exc):
+        log.warning("database_unavailable", path=path, error_class=type(exc).__name__)
         return error_response(
             503,
             "database_unavailable",
             "the database cannot be reached; retry later",
             headers={"Retry-After": "1"},
         )
+    log.error("unhandled_error", path=path, error_class=type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
 
-    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-        if is_database_unavailable(exc):
-            return await _database_unavailable(request, exc)
-        log.exception("unhandled_error", path=request.url.path, error_class=type(exc).__name__)
-        return error_response(500, "internal_error", "internal server error")
 
-    # Registered per class (not only under `Exception`): Starlette answers handlers for
-    # `Exception` from its outermost middleware and then re-raises, which closes the client's
-    # keep-alive connection; a database outage must be a plain 503 on a healthy connection.
-    for exc_class in (OSError, DBAPIError, PoolTimeoutError):
-        app.add_exception_handler(exc_class, _database_error)
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler took with the 500 (or 503) error body, and keeps the
+    connection: Starlette's own last-resort handler re-raises after answering, and uvicorn then
+    drops the keep-alive connection without `Connection: close`, so the client's next request on
+    it fails. Once a response has started (a stream), the exception is re-raised: the only honest
+    signal left is closing the connection.
+    """
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return await _database_error(request, exc)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = unexpected_error_response(scope["path"], exc)
+            await response(scope, receive, send)

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from app.agents.bindings import resolve_binding
 from app.agents.node_runs import NodeRunRequest, build_node_run
-from app.api.deps import Accepting, CurrentPrincipal, State
+from app.api.deps import Accepting, State
+from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.request_context import bind_run_id
+from app.api.roles import Runner
 from app.runs import service
 from app.runs.schemas import RunRead
 
-router = APIRouter(prefix="/v1/workflow-runs", tags=["node runs"])
+router = APIRouter(prefix="/v1/workflow-runs", tags=["node runs"], route_class=StrataRoute)
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunRead, "description": "Replay of an earlier request with this key."},
@@ -46,7 +48,7 @@ async def create_node_run(
     workflow_run_id: Annotated[str, Path(min_length=1, max_length=64)],
     node_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: NodeRunRequest,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     response: Response,
     idempotency_key: Annotated[

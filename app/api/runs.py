@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
-from app.api.deps import Accepting, CurrentPrincipal, ReadDb, State, Write
+from app.api.deps import Accepting, ReadDb, State, Write
+from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.request_context import bind_run_id
+from app.api.roles import Reader, Runner
 from app.errors import BadRequest
 from app.models import RunStatus
 from app.runs import repository, service
@@ -26,7 +28,7 @@ from app.runs.schemas import (
     RunRead,
 )
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=StrataRoute)
 
 
 def _json(model: BaseModel, status_code: int = 200) -> Response:
@@ -80,7 +82,7 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def create_run(
     body: CreateRunRequest,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     idempotency_key: Annotated[
         str | None,
@@ -110,7 +112,7 @@ async def create_run(
 )
 async def list_runs(
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     status_filter: Annotated[
         list[RunStatus] | None, Query(alias="status", description="Repeat for several.")
     ] = None,
@@ -130,7 +132,7 @@ async def list_runs(
 
 
 @router.get("/{run_id}", summary="Get a run", responses=_ERRORS)
-async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) -> RunRead:
+async def get_run(run_id: uuid.UUID, db: ReadDb, principal: Reader) -> RunRead:
     return await service.get_run(db, principal, run_id)
 
 
@@ -149,7 +151,7 @@ async def get_run(run_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal) ->
 async def cancel_run(
     run_id: uuid.UUID,
     write: Write,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     body: CancelRunRequest | None = None,
 ) -> RunRead:
@@ -174,7 +176,7 @@ async def cancel_run(
 )
 async def wait_run(
     run_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    principal: Reader,
     state: State,
     timeout_seconds: Annotated[float, Query(ge=0)] = 30.0,
 ) -> Response:
@@ -202,8 +204,8 @@ async def wait_run(
 async def list_events(
     run_id: uuid.UUID,
     db: ReadDb,
-    principal: CurrentPrincipal,
-    after: Annotated[int, Query(ge=0, description="Exclusive cursor (a seq).")] = 0,
+    principal: Reader,
+    after: Annotated[int, Query(ge=0, le=INT32_MAX, description="Exclusive cursor (a seq).")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RunEventPage:
     items = await service.list_events(db, principal, run_id, after=after, limit=limit)
@@ -214,7 +216,7 @@ async def list_events(
     )
 
 
-async def _existing_run(run_id: uuid.UUID, principal: CurrentPrincipal, state: State) -> uuid.UUID:
+async def _existing_run(run_id: uuid.UUID, principal: Reader, state: State) -> uuid.UUID:
     await state.db.read(service.ensure_run, principal, run_id)
     return run_id
 
@@ -253,7 +255,8 @@ async def stream_events(
 
 async def _stream_start(
     after: Annotated[
-        int | None, Query(ge=0, description="Exclusive cursor; wins over the header.")
+        int | None,
+        Query(ge=0, le=INT32_MAX, description="Exclusive cursor; wins over the header."),
     ] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="The last seq a client received.")
@@ -274,6 +277,6 @@ def _parse_last_event_id(value: str | None) -> int:
         raise BadRequest(
             "Last-Event-ID must be an event seq", code="invalid_last_event_id"
         ) from None
-    if parsed < 0:
+    if not 0 <= parsed <= INT32_MAX:
         raise BadRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
     return parsed

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentPrincipal, ReadDb, State
+from app.api.deps import ReadDb, State
+from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.api.roles import Reader, Runner
 from app.keys import Principal
 from app.lifespan import AppState
 from app.models import RuntimeSessionStatus
@@ -22,7 +24,7 @@ from app.sessions.schemas import (
     SessionRead,
 )
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=StrataRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
@@ -30,10 +32,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", summary="List runtime sessions", responses={401: _ERRORS[401]})
+@router.get(
+    "",
+    summary="List runtime sessions",
+    responses={
+        401: _ERRORS[401],
+        400: {"model": ErrorResponse, "description": "`invalid_cursor`."},
+    },
+)
 async def list_sessions(
     db: ReadDb,
-    principal: CurrentPrincipal,
+    principal: Reader,
     workflow_run_id: Annotated[str | None, Query(max_length=64)] = None,
     status: RuntimeSessionStatus | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
@@ -55,9 +64,7 @@ async def list_sessions(
 
 
 @router.get("/{session_id}", summary="Get a runtime session", responses=_ERRORS)
-async def get_session(
-    session_id: uuid.UUID, db: ReadDb, principal: CurrentPrincipal
-) -> SessionRead:
+async def get_session(session_id: uuid.UUID, db: ReadDb, principal: Reader) -> SessionRead:
     return await service.get_session(db, principal, session_id)
 
 
@@ -84,7 +91,7 @@ def _retirer(state: AppState, principal: Principal) -> service.Retirer:
     responses={401: _ERRORS[401]},
 )
 async def retire_workflow_run(
-    body: RetireWorkflowRun, principal: CurrentPrincipal, state: State
+    body: RetireWorkflowRun, principal: Runner, state: State
 ) -> RetireResponse:
     reports = await _retirer(state, principal).retire_workflow_run(
         body.workflow_run_id, body.wait_seconds
@@ -100,7 +107,7 @@ async def retire_workflow_run(
 )
 async def retire_session(
     session_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    principal: Runner,
     state: State,
     body: RetireOne | None = None,
 ) -> RetireResponse:

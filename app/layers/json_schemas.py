@@ -2,41 +2,52 @@
 
 A schema from a request must be a valid Draft 2020-12 schema with `"type": "object"` at the top,
 may only refer to its own `#/$defs/…` (no remote or recursive references), and stays within a
-size and nesting bound so that checking, storing and sending it to a model stay cheap. Checking a
-schema compiles its `pattern`s but never matches them against anything.
+size and nesting bound so that checking, storing and sending it to a model stay cheap. It is
+compiled by `app.jsonschema_check` (the linear-time regex engine): a pattern that engine cannot
+run is `unsupported_pattern`, whatever layer the schema belongs to.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from app.jsonschema_check import UNSUPPORTED_PATTERN, SchemaRejected, check_schema
 
 MAX_SCHEMA_BYTES = 32_768
 MAX_SCHEMA_DEPTH = 32
 _REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
 
+@dataclass(frozen=True)
+class SchemaProblem:
+    """What is wrong with a schema; `code` is `unsupported_pattern` for a regex the linear-time
+    engine cannot run, else None (the caller's own code applies)."""
+
+    message: str
+    code: str | None = None
+
+
 def object_schema_problem(
     schema: Any, *, max_bytes: int = MAX_SCHEMA_BYTES, max_depth: int = MAX_SCHEMA_DEPTH
-) -> str | None:
+) -> SchemaProblem | None:
     """What is wrong with `schema` as an object schema from a request, or None if nothing."""
     if not isinstance(schema, dict):
-        return "the schema must be a JSON object"
+        return SchemaProblem("the schema must be a JSON object")
     if schema.get("type") != "object":
-        return 'the schema must have "type": "object" at the top level'
+        return SchemaProblem('the schema must have "type": "object" at the top level')
     size = len(json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode())
     if size > max_bytes:
-        return f"the schema is {size} bytes as JSON; at most {max_bytes} are allowed"
+        return SchemaProblem(f"the schema is {size} bytes as JSON; at most {max_bytes} are allowed")
     depth_problem = _depth_or_ref_problem(schema, max_depth)
     if depth_problem is not None:
-        return depth_problem
+        return SchemaProblem(depth_problem)
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as error:
-        return f"not a valid JSON schema: {error.message}"
+        check_schema(schema)
+    except SchemaRejected as error:
+        code = UNSUPPORTED_PATTERN if error.code == UNSUPPORTED_PATTERN else None
+        return SchemaProblem(error.message, code)
     return None
 
 

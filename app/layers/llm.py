@@ -283,8 +283,8 @@ class _ProviderModelLayer(ModelLayer[NoLayerDeps, _ProviderConfigT]):
         if provider is None:
             raise LayerCheckError(
                 "unknown_model_provider",
-                f"model provider {name!r} is not configured on this server; configured: "
-                f"{sorted(catalog.model_providers)}",
+                # the configured names are server configuration: no tenant is told them
+                f"model provider {name!r} is not configured on this server",
                 field="provider",
             )
         if provider.kind not in (cls.provider_kind, ModelProviderKind.TEST):

@@ -44,6 +44,7 @@ from pydantic_ai import RunContext, Tool, ToolFailed
 from app import __version__
 from app.compositor import LayerConfig, LayerDeps
 from app.config import ToolEndpointSettings
+from app.jsonschema_check import UNSUPPORTED_PATTERN
 from app.layers.base import (
     AgentLayer,
     LayerCheckError,
@@ -127,7 +128,7 @@ class HttpToolSpec(BaseModel):
     def _valid_schema(cls, schema: dict[str, JsonValue]) -> dict[str, JsonValue]:
         problem = object_schema_problem(schema)
         if problem is not None:
-            raise config_error("invalid_tool_parameters", problem)
+            raise config_error(problem.code or "invalid_tool_parameters", problem.message)
         return schema
 
 
@@ -168,7 +169,7 @@ class HttpToolsLayer(AgentLayer[HttpToolsDeps, HttpToolsConfig]):
     type_id = "tools.http"
     session_replayable = False
     config_error_codes = frozenset(
-        {"invalid_tool_name", "duplicate_tool_name", "invalid_tool_parameters"}
+        {"invalid_tool_name", "duplicate_tool_name", "invalid_tool_parameters", UNSUPPORTED_PATTERN}
     )
 
     def __init__(
@@ -185,8 +186,7 @@ class HttpToolsLayer(AgentLayer[HttpToolsDeps, HttpToolsConfig]):
         if config.endpoint not in catalog.tool_endpoints:
             raise LayerCheckError(
                 "unknown_tool_endpoint",
-                f"tool endpoint {config.endpoint!r} is not configured on this server; "
-                f"configured: {sorted(catalog.tool_endpoints)}",
+                f"tool endpoint {config.endpoint!r} is not configured on this server",
                 field="endpoint",
             )
 

@@ -104,8 +104,7 @@ class McpToolsLayer(AgentLayer[NoLayerDeps, McpToolsConfig]):
         if config.server not in catalog.mcp_servers:
             raise LayerCheckError(
                 "unknown_mcp_server",
-                f"MCP server {config.server!r} is not configured on this server; configured: "
-                f"{sorted(catalog.mcp_servers)}",
+                f"MCP server {config.server!r} is not configured on this server",
                 field="server",
             )
 

@@ -26,10 +26,22 @@ from app.models.base import (
 
 
 class ApiKeyRole(StrEnum):
-    """What a key may do."""
+    """What a key may do; each role may do everything the roles below it may."""
 
-    ADMIN = "admin"  # manages tenants and keys, and everything a member may do
-    MEMBER = "member"  # uses the tenant's agents, sessions and runs
+    ADMIN = "admin"  # manages the tenant's keys and settings, and everything a runner may do
+    RUNNER = "runner"  # creates and controls runs, sessions, node runs; writes agents, bindings
+    READER = "reader"  # reads everything of its tenant, changes nothing
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def allows(self, required: ApiKeyRole) -> bool:
+        """True when a key with this role may call a route that requires `required`."""
+        return self.rank >= required.rank
+
+
+_RANKS = {ApiKeyRole.READER: 0, ApiKeyRole.RUNNER: 1, ApiKeyRole.ADMIN: 2}
 
 
 class ApiKey(Base):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from app.models import RunPurpose, RunStatus
+from app.schemas.strict import SchemaVersion1, StrictFloat, StrictInt
 
 LayerName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -51,7 +52,7 @@ class RunLayerSpec(_Strict):
 
 
 class RunComposition(_Strict):
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion1 = 1
     layers: list[RunLayerSpec] = Field(max_length=64)
 
 
@@ -72,14 +73,14 @@ class DeferredToolResults(_Strict):
 class RunLimits(_Strict):
     """Per-run limits; values above the server's maximums are lowered to them."""
 
-    max_model_requests: int | None = Field(default=None, ge=1)
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    max_model_requests: StrictInt | None = Field(default=None, ge=1)
+    timeout_seconds: StrictFloat | None = Field(default=None, gt=0)
 
 
 class RetryPolicy(_Strict):
     """Opt-in automatic retries."""
 
-    on_worker_lost: int = Field(
+    on_worker_lost: StrictInt = Field(
         default=0,
         ge=0,
         le=1,
@@ -100,8 +101,27 @@ class SessionScope(_Strict):
     agent_config_snapshot_id: str = Field(min_length=1, max_length=64)
 
 
+EXAMPLE_RUN: dict[str, Any] = {
+    "composition": {
+        "layers": [
+            {
+                "name": "prompt",
+                "type": "plain.prompt",
+                "config": {"prefix": "You are terse.", "user": "Say hello to Strata."},
+            },
+            {"name": "history", "type": "pydantic_ai.history"},
+            {"name": "llm", "type": "llm.test"},
+        ]
+    },
+    "metadata": {"ticket": "DEMO-1"},
+}
+"""A run that executes on any server: a prompt, the message history and the test model."""
+
+
 class CreateRunRequest(_Strict):
     """`POST /v1/runs`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_RUN]})
 
     composition: RunComposition
     session_snapshot: dict[str, JsonValue] | None = Field(

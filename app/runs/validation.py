@@ -20,15 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.compositor import (
     Compositor,
     CompositorConfig,
     CompositorError,
+    LayerConfigError,
     LayerNodeConfig,
     SnapshotError,
 )
 from app.config import Settings
 from app.errors import ValidationFailed
+from app.jsonschema_check import UNSUPPORTED_PATTERN
 from app.layers import LayerCheckError, LayerRegistry
 from app.layers.base import RESERVED_NAMES, AgentLayer
 from app.models import RunPurpose
@@ -130,6 +134,9 @@ def validate_run_request(
     try:
         compositor.validate(configs=configs, session_snapshot=snapshot)
     except CompositorError as error:
+        unsupported = _unsupported_pattern(error)
+        if unsupported is not None:
+            raise unsupported from None
         field = "session_snapshot" if isinstance(error, SnapshotError) else "composition"
         raise _fail(error.code, error.message, layer=error.layer, field=field) from None
 
@@ -191,6 +198,24 @@ def validate_run_request(
             settings.run_max_timeout_seconds,
         ),
     )
+
+
+def _unsupported_pattern(error: CompositorError) -> ValidationFailed | None:
+    """A layer config whose JSON schema holds a regex the linear-time engine cannot run."""
+    cause = error.__cause__
+    if not isinstance(error, LayerConfigError) or not isinstance(cause, ValidationError):
+        return None
+    for item in cause.errors():
+        if item["type"] == UNSUPPORTED_PATTERN:
+            failure = _fail(
+                UNSUPPORTED_PATTERN,
+                f"layer {error.layer!r}: {item['msg']}",
+                layer=error.layer,
+                field="composition.layers.config." + ".".join(str(p) for p in item["loc"]),
+            )
+            failure.details["schema_path"] = (item.get("ctx") or {}).get("schema_path", "")
+            return failure
+    return None
 
 
 def server_configs(composition: RunComposition, *, tenant_id: str) -> dict[str, dict[str, Any]]:

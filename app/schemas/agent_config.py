@@ -23,11 +23,12 @@ free-form objects, kept as given.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.secret_keys import is_secret_like_key, reject_secret_like_keys
+from app.schemas.strict import SchemaVersion1, StrictBool, StrictInt
 
 FreeFormObject = Annotated[dict[str, Any], AfterValidator(reject_secret_like_keys)]
 """A JSON object Strata keeps as given, except that it may not hold a secret-like key."""
@@ -148,7 +149,7 @@ class MemoryConfig(_Schema):
     """What the agent remembers beyond one session."""
 
     scope: str | None = None
-    budget: int | None = Field(default=None, ge=0)
+    budget: StrictInt | None = Field(default=None, ge=0)
     artifacts: list[FreeFormObject] = Field(default_factory=list)
 
 
@@ -157,14 +158,14 @@ class AppVariable(_Schema):
 
     name: Identifier
     type: str = Field(min_length=1, max_length=32)
-    required: bool = False
+    required: StrictBool = False
     default: Any = None
 
 
 class AgentSoulConfig(_Schema):
     """Everything that defines an agent, independent of any workflow it is used in."""
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion1 = 1
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     model: ModelConfig | None = None
     skills_files: SkillsFilesConfig = Field(default_factory=SkillsFilesConfig)
@@ -230,7 +231,7 @@ class ArrayItemConfig(_Schema):
 class OutputCheckConfig(_Schema):
     """An extra model check of a produced `file` against a benchmark file."""
 
-    enabled: bool = False
+    enabled: StrictBool = False
     prompt: str | None = None
     benchmark_file_ref: str | None = None
     model_ref: str | None = None
@@ -245,9 +246,9 @@ class OutputCheckConfig(_Schema):
 class RetryConfig(_Schema):
     """Retries of an output that could not be produced."""
 
-    enabled: bool = False
-    max_retries: int = Field(default=0, ge=0, le=10)
-    retry_interval_ms: int = Field(default=0, ge=0, le=60_000)
+    enabled: StrictBool = False
+    max_retries: StrictInt = Field(default=0, ge=0, le=10)
+    retry_interval_ms: StrictInt = Field(default=0, ge=0, le=60_000)
 
 
 class FailureStrategyConfig(_Schema):
@@ -281,7 +282,7 @@ class DeclaredOutputConfig(_Schema):
     name: Identifier
     type: OutputType
     description: str | None = None
-    required: bool = True
+    required: StrictBool = True
     file: FileOutputConfig | None = None
     array_item: ArrayItemConfig | None = None
     check: OutputCheckConfig | None = None
@@ -332,7 +333,7 @@ DEFAULT_DECLARED_OUTPUTS: tuple[DeclaredOutputConfig, ...] = (
 class WorkflowNodeJobConfig(_Schema):
     """The job a workflow node gives its agent."""
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion1 = 1
     mode: JobMode = JobMode.TELL_AGENT_WHAT_TO_DO
     workflow_prompt: str = ""
     previous_node_output_refs: list[FreeFormObject] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import RuntimeSessionStatus
+from app.schemas.strict import StrictFloat
 
 
 class SessionRead(BaseModel):
@@ -43,7 +44,7 @@ class SessionPage(BaseModel):
 class RetireOne(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    wait_seconds: float = Field(
+    wait_seconds: StrictFloat = Field(
         default=30.0,
         ge=0,
         description="How long to wait for a run in flight to end (capped by the server).",

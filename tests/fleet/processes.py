@@ -98,8 +98,15 @@ class Fleet:
         return proc
 
     def start_api(self, name: str = "api", **env: str) -> StrataProcess:
+        return self._start_serve(name, ["--no-worker"], env)
+
+    def start_server(self, name: str = "server", **env: str) -> StrataProcess:
+        """`strata serve`: the API with its in-process worker."""
+        return self._start_serve(name, [], env)
+
+    def _start_serve(self, name: str, options: list[str], env: dict[str, str]) -> StrataProcess:
         port = free_port()
-        proc = self._spawn(name, ["serve", "--no-worker", "--port", str(port)], env)
+        proc = self._spawn(name, ["serve", *options, "--port", str(port)], env)
         proc.port = port
         deadline = time.monotonic() + 30
         while True:

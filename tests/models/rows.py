@@ -52,7 +52,7 @@ async def add_api_key(session: AsyncSession, tenant: Tenant, **columns: Any) -> 
     secret = uuid.uuid4().hex
     columns.setdefault("key_hash", hashlib.sha256(secret.encode()).hexdigest())
     columns.setdefault("prefix", f"sk_{secret[:8]}")
-    columns.setdefault("role", ApiKeyRole.MEMBER)
+    columns.setdefault("role", ApiKeyRole.RUNNER)
     return await _added(session, ApiKey(tenant_id=tenant.id, **columns))
 
 

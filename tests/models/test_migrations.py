@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from app.models import Base, StrEnumType, WorkflowAgentRuntimeSession, new_id, u
 from tests.db_fixtures import run_blocking
 
 INITIAL_REVISION = "0001_initial"
-HEAD_REVISION = "0002_execution_core"
+HEAD_REVISION = "0003_api_key_roles"
 
 
 def _schema_diff(connection: Connection) -> list[Any]:
@@ -123,6 +124,42 @@ async def test_upgrade_downgrade_upgrade_round_trips(database_url: str) -> None:
             await engine.dispose()
     finally:
         # The PostgreSQL database is shared by the session: leave it at head whatever happened.
+        await asyncio.to_thread(upgrade_to_head, database_url)
+
+
+async def test_member_keys_become_runner_keys_and_back(database_url: str) -> None:
+    tenant_id, key_id = uuid.uuid4(), uuid.uuid4()
+
+    async def execute(sql: str, **params: Any) -> list[Any]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                statement = sa.text(sql).bindparams(
+                    *(sa.bindparam(name, type_=sa.Uuid()) for name in params)
+                )
+                result = await connection.execute(statement, params)
+                return list(result) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    try:
+        await asyncio.to_thread(downgrade, database_url, "0001_initial")
+        await execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (:id, 't', CURRENT_TIMESTAMP)",
+            id=tenant_id,
+        )
+        await execute(
+            "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, role, created_at) "
+            "VALUES (:id, :tenant, 'h', 'p', 'member', CURRENT_TIMESTAMP)",
+            id=key_id,
+            tenant=tenant_id,
+        )
+
+        await asyncio.to_thread(upgrade_to_head, database_url)
+        assert await execute("SELECT role FROM api_keys") == [("runner",)]
+        await asyncio.to_thread(downgrade, database_url, "0001_initial")
+        assert await execute("SELECT role FROM api_keys") == [("member",)]
+    finally:
         await asyncio.to_thread(upgrade_to_head, database_url)
 
 

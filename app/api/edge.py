@@ -1,0 +1,188 @@
+"""The request edge: strings no database can store are refused before any handler runs.
+
+PostgreSQL rejects NUL (`U+0000`) in `text` and `jsonb` values and unpaired UTF-16 surrogates
+(`U+D800` to `U+DFFF`) in `jsonb`; SQLite stores both, and a NUL inside a `LIKE` pattern silently
+truncates it. So every string a request carries is checked once, here, and a bad one is answered
+with the same 422 `invalid_characters` on both databases, naming where it was
+(`details.location`, e.g. `["body", "metadata", "k"]` or `["query", "q"]`), before anything is read
+or stored:
+
+- JSON bodies (`StrataRoute` decodes them instead of FastAPI): UTF-8 is decoded strictly (invalid
+  UTF-8, surrogates encoded as UTF-8 included), then parsed. Only a `\\u0000` escape or one in
+  `\\uD800` to `\\uDFFF` in the raw bytes can produce a bad string after that, so the parsed value
+  is walked only when the raw bytes hold one (a body with none costs one byte search). Bodies
+  nested too deeply or holding an integer too long to convert are 422 `request_invalid`
+  (`json_invalid`).
+- The decoded path, the raw query string (`%00`, a raw NUL byte) and header values (a NUL byte).
+
+Percent-decoding of paths and queries replaces invalid UTF-8 with U+FFFD (never surrogates), so
+those need only the NUL check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from app.errors import ValidationFailed
+
+INT32_MAX = 2**31 - 1
+"""The largest value of an `INTEGER` column on PostgreSQL (event seqs, version and revision
+numbers): integer path, query and header parameters that reach such a column are bounded by it,
+so a larger one is a 422 on both databases instead of an overflow in the driver."""
+
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2})")
+"""A JSON escape that may decode to NUL or to half of a surrogate pair."""
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+"""Characters no database column takes: NUL and unpaired surrogates."""
+
+
+def invalid_characters(location: list[str | int]) -> ValidationFailed:
+    """422 `invalid_characters`; a bad character in a location's key is shown as its escape."""
+    location = [_escaped(part) if isinstance(part, str) else part for part in location]
+    where = ".".join(str(part) for part in location)
+    return ValidationFailed(
+        f"{where} holds a NUL character, an unpaired surrogate or invalid UTF-8; "
+        "such text cannot be stored",
+        code="invalid_characters",
+        details={"location": location},
+    )
+
+
+def _escaped(text: str) -> str:
+    return _BAD_TEXT.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def decode_json_body(raw: bytes) -> Any:
+    """The JSON value of a request body, or an error that the API answers with 422.
+
+    Raises:
+        ValidationFailed: `invalid_characters` (invalid UTF-8, NUL, an unpaired surrogate).
+        RequestValidationError: the bytes are not JSON, nest too deeply, or hold a number
+            Python refuses to convert (`request_invalid`).
+    """
+    if raw.isascii():
+        text: str | bytes = raw  # ASCII is valid UTF-8 and encodes no surrogate
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise invalid_characters(["body"]) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _json_invalid(error.msg, error.pos) from None
+    except (RecursionError, ValueError) as error:
+        # RecursionError: nested too deeply; ValueError: an integer past int_max_str_digits
+        message = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise _json_invalid(message, 0) from None
+    if _SUSPECT_ESCAPE.search(raw):
+        location = _bad_string_location(value)
+        if location is not None:
+            raise invalid_characters(["body", *location])
+    return value
+
+
+def _json_invalid(message: str, position: int) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ("body", position),
+                "msg": f"JSON decode error: {message}",
+                "input": {},
+                "ctx": {"error": message},
+            }
+        ]
+    )
+
+
+def _bad_string_location(value: Any) -> list[str | int] | None:
+    """The path to the first key or string holding NUL or an unpaired surrogate, else None."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _BAD_TEXT.search(node):
+                return path
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                if _BAD_TEXT.search(key):
+                    return [*path, key]
+                stack.append((item, [*path, key]))
+        elif isinstance(node, list):
+            stack.extend((item, [*path, index]) for index, item in enumerate(node))
+    return None
+
+
+def check_request_strings(scope: Scope) -> None:
+    """Refuse a path, query or header that carries NUL (or a path with a lone surrogate)."""
+    if _BAD_TEXT.search(scope["path"]):
+        raise invalid_characters(["path"])
+    query: bytes = scope.get("query_string", b"")
+    if query and (b"%00" in query or b"\x00" in query):
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                raise invalid_characters(["query", name])
+        raise invalid_characters(["query"])
+    for name, value in scope.get("headers", ()):
+        if b"\x00" in value:
+            raise invalid_characters(["header", name.decode("latin-1")])
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class _EdgeRequest(Request):
+    """A request whose JSON body is decoded by `decode_json_body` (once)."""
+
+    _edge_json: Any
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_edge_json"):
+            self._edge_json = decode_json_body(await self.body())
+        return self._edge_json
+
+
+class StrataRoute(APIRoute):
+    """The route class of every API router: runs the edge checks before anything else.
+
+    Dependencies (authentication included) and the handler run only for a request whose path,
+    query, headers and JSON body passed them. Building a route that declares no role is an error
+    (`app.api.roles.document_role`).
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        from app.api.roles import document_role  # roles → deps → lifespan: import when used
+
+        document_role(self)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        takes_body = self.body_field is not None
+
+        async def edge_handler(request: Request) -> Response:
+            check_request_strings(request.scope)
+            if takes_body:
+                request = _EdgeRequest(request.scope, request.receive)
+                if _is_json(request.headers.get("content-type")) and await request.body():
+                    await request.json()  # errors here are answered by the app's handlers
+            return await handler(request)
+
+        return edge_handler
