@@ -3,6 +3,7 @@
 strata serve [--no-worker]   HTTP API, with an in-process worker unless --no-worker
 strata worker                a worker process only
 strata migrate               upgrade the database schema to head
+strata workers               the live worker processes and the runs each executes
 strata keys create|list|revoke  (roles: admin, runner, reader)
 """
 
@@ -211,6 +212,49 @@ def keys_create(
     )
     typer.echo(issued.key)
     typer.echo(f"tenant={issued.tenant_name} key_id={issued.key_id} role={key_role}", err=True)
+
+
+@cli.command("workers")
+def workers_command(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also workers whose heartbeat is stale.")
+    ] = False,
+) -> None:
+    """List the worker processes and the runs each executes now.
+
+    A worker is live while its heartbeat is fresher than STRATA_LEASE_SECONDS; its runs are
+    taken over by the others' sweepers once it is not.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.models.base import utcnow
+    from app.runs.repository import list_workers
+
+    settings = get_settings()
+
+    async def _list(session: AsyncSession) -> list[str]:
+        now = utcnow()
+        stale_before = now - timedelta(seconds=settings.lease_seconds)
+        lines = []
+        for row in await list_workers(session):
+            live = row.heartbeat_at >= stale_before
+            if not (live or show_all):
+                continue
+            age = (now - row.heartbeat_at).total_seconds()
+            lines.append(
+                f"{row.id}  {'live' if live else 'stale'}  runs={row.executing}/"
+                f"{row.concurrency}  heartbeat={age:.1f}s ago  "
+                f"started={row.started_at.isoformat(timespec='seconds')}  version={row.version}"
+            )
+        return lines
+
+    lines = _run_db(settings, _list)
+    if not lines:
+        typer.echo("no live workers" if not show_all else "no workers", err=True)
+    for line in lines:
+        typer.echo(line)
 
 
 @keys_cli.command("list")

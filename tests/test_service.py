@@ -153,6 +153,12 @@ def test_metrics_count_runs_by_status(api_factory) -> None:  # type: ignore[no-u
     assert "strata_queue_depth 0.0" in body
     assert 'strata_runs_finished_total{status="succeeded"} 1.0' in body
     assert "strata_run_duration_seconds_count 2.0" in body
+    # the live workers (this app's own), each with the runs it executes now (none)
+    assert "strata_workers_live 1.0" in body
+    worker_line = next(
+        line for line in body.splitlines() if line.startswith("strata_worker_runs_executing{")
+    )
+    assert worker_line.endswith(" 0.0")
 
 
 def test_metrics_need_the_operator_token(api_factory) -> None:  # type: ignore[no-untyped-def]

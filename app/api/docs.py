@@ -59,9 +59,7 @@ def install_docs(app: FastAPI) -> None:
     title = app.title
     openapi_url = app.openapi_url or "/openapi.json"
 
-    @app.get(
-        "/docs", include_in_schema=False, response_class=HTMLResponse, dependencies=[Public]
-    )
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse, dependencies=[Public])
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(
@@ -75,9 +73,7 @@ def install_docs(app: FastAPI) -> None:
         page.headers.update(_HEADERS)
         return page
 
-    @app.get(
-        "/redoc", include_in_schema=False, response_class=HTMLResponse, dependencies=[Public]
-    )
+    @app.get("/redoc", include_in_schema=False, response_class=HTMLResponse, dependencies=[Public])
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_redoc_html(

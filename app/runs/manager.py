@@ -290,7 +290,6 @@ class Worker:
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._background = _Background()
         self._remove_listener: Callable[[], None] | None = None
-        self.heartbeat_paused = False  # tests: a worker that stops proving it is alive
 
     @property
     def in_flight(self) -> int:
@@ -427,8 +426,19 @@ class Worker:
                 )
             text = await sink.take_text()
             if cancel.reason == "lease_lost":
-                log.warning("run_lease_lost", run_id=str(job.run_id), attempt=job.attempt)
-                return
+                if not await self._holds_lease(fence):
+                    log.warning("run_lease_lost", run_id=str(job.run_id), attempt=job.attempt)
+                    return
+                # The database says the run is still ours: losing it was a mistake (a bug).
+                # End it anyway, so no run stays `running` behind a live worker forever.
+                log.error("run_lease_loss_unconfirmed", run_id=str(job.run_id))
+                outcome = RunOutcome(
+                    status=RunStatus.FAILED,
+                    usage=outcome.usage,
+                    error="internal error: the worker stopped the run by mistake",
+                    error_type=ErrorType.INTERNAL_ERROR,
+                    reason="lease_check_failed",
+                )
             item.finishing = True
             await self._finish(job, fence, cancel, outcome, text)
         finally:
@@ -484,6 +494,12 @@ class Worker:
             error_type=final["error_type"],
         )
 
+    async def _holds_lease(self, fence: Fence) -> bool:
+        try:
+            return await self.db.read(repository.holds_lease, fence)
+        except Exception:
+            return False  # cannot tell: write nothing (a sweeper settles it if it is lost)
+
     def _on_cancel(self, topic: str, payload: Any) -> None:
         try:
             run_id = uuid.UUID(topic.partition(":")[2])
@@ -514,23 +530,23 @@ class Worker:
         await self._registered.wait()
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            if self.heartbeat_paused:
-                continue
+            # Only runs claimed before the query starts can be checked against its answer: a
+            # claim that commits while it runs is missing from it without being lost.
+            known = {run_id: item for run_id, item in self._in_flight.items()}
             try:
-                executing = await self.db.write(
-                    _heartbeat, self.owner, len(self._in_flight), self.settings
-                )
+                executing = await self.db.write(_heartbeat, self.owner, len(known), self.settings)
             except Exception as exc:
                 log.warning("heartbeat_failed", error_class=type(exc).__name__)
                 continue
-            self._reconcile(executing)
+            self._reconcile(known, executing)
             await self._touch_health_file()
 
-    def _reconcile(self, executing: Sequence[Any]) -> None:
-        """Align the runs in flight with what the database says this worker executes."""
+    def _reconcile(self, known: dict[uuid.UUID, _InFlight], executing: Sequence[Any]) -> None:
+        """Align the runs that were in flight when the heartbeat started with what the
+        database says this worker executes."""
         mine = {row.id: row for row in executing}
-        for run_id, item in list(self._in_flight.items()):
-            if item.finishing or item.cancel.is_set():
+        for run_id, item in known.items():
+            if item.finishing or item.cancel.is_set() or run_id not in self._in_flight:
                 continue
             row = mine.get(run_id)
             if row is None or row.attempt != item.fence.attempt:
