@@ -532,7 +532,7 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             # Only runs claimed before the query starts can be checked against its answer: a
             # claim that commits while it runs is missing from it without being lost.
-            known = {run_id: item for run_id, item in self._in_flight.items()}
+            known = dict(self._in_flight)
             try:
                 executing = await self.db.write(_heartbeat, self.owner, len(known), self.settings)
             except Exception as exc:
