@@ -61,6 +61,10 @@ from app.runs.terminal import EventRecord, RunUpdate, commit_terminal
 
 log = structlog.get_logger("strata.worker")
 
+CLAIM_BATCH = 50
+"""Runs claimed per transaction: one statement for the batch; small enough that a worker with
+thousands of free slots never holds the event loop long to claim (and start) a burst."""
+
 _DEAD_WORKER_FACTOR = 10
 """A worker row silent for this many leases, with no run left, is deleted by the sweepers."""
 
@@ -373,7 +377,9 @@ class Worker:
                 self._saturated = free <= 0
                 if free > 0:
                     try:
-                        claimed = await self.db.write(_claim, self.owner, free)
+                        claimed = await self.db.write(
+                            _claim, self.owner, min(free, CLAIM_BATCH)
+                        )
                         backoff = 0.1
                     except Exception as exc:
                         log.warning(
@@ -384,7 +390,8 @@ class Worker:
                         continue
                     for run in claimed:
                         self._spawn(run)
-                    if len(claimed) == free:
+                    if len(claimed) == min(free, CLAIM_BATCH):
+                        await asyncio.sleep(0)  # let the new runs start between batches
                         continue  # there may be more
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.worker_poll_seconds):

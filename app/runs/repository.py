@@ -523,12 +523,33 @@ async def remove_worker(session: AsyncSession, owner: str) -> None:
     await session.execute(workers.delete().where(workers.c.id == owner))
 
 
+_OWNERS = (
+    select(runs.c.lease_owner)
+    .where(runs.c.lease_owner.is_not(None), runs.c.lease_owner != bindparam("me"))
+    .distinct()
+)
+_LIVE_WORKERS = select(workers.c.id).where(workers.c.heartbeat_at >= bindparam("stale_before"))
+
+
 async def lost_runs(
     session: AsyncSession, *, me: str, stale_before: datetime, limit: int
 ) -> list[Any]:
     """Executing runs whose worker is not `me` and has a stale heartbeat or no row, locked
-    (PostgreSQL, skipping rows another sweeper holds)."""
-    owner = workers.alias("owner")
+    (PostgreSQL, skipping rows another sweeper holds).
+
+    Two cheap steps for the common case where every worker is alive: the distinct owners of
+    executing runs (from the partial index on `lease_owner`) against the live workers; the runs
+    themselves are read only for owners that are gone.
+    """
+    owners = set((await session.execute(_OWNERS, {"me": me})).scalars())
+    if not owners:
+        return []
+    live = set(
+        (await session.execute(_LIVE_WORKERS, {"stale_before": stale_before})).scalars()
+    )
+    gone = sorted(owners - live)
+    if not gone:
+        return []
     result = await session.execute(
         select(
             runs.c.id,
@@ -541,15 +562,10 @@ async def lost_runs(
             runs.c.session_id,
             runs.c.inputs,
         )
-        .select_from(runs.outerjoin(owner, owner.c.id == runs.c.lease_owner))
-        .where(
-            runs.c.status.in_(EXECUTING),
-            runs.c.lease_owner != me,
-            (owner.c.id.is_(None)) | (owner.c.heartbeat_at < stale_before),
-        )
+        .where(runs.c.lease_owner.in_(gone), runs.c.status.in_(EXECUTING))
         .order_by(runs.c.queued_at)
         .limit(limit)
-        .with_for_update(of=runs, skip_locked=True)
+        .with_for_update(skip_locked=True)
     )
     return list(result.all())
 
