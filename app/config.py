@@ -138,7 +138,11 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------------------
     worker_concurrency: int = Field(
-        default=8, ge=1, description="Runs one worker executes at the same time."
+        default=1000,
+        ge=1,
+        description="Runs one worker executes at the same time. Runs mostly wait on models, so "
+        "a process holds many: about 42 KiB and no database connection each while they wait "
+        "(bench/inflight.py).",
     )
     worker_poll_seconds: float = Field(
         default=2.0,

@@ -40,9 +40,9 @@ import httpx2
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import runs_throughput as common  # noqa: E402  (a sibling script, not a package)
+import runs_throughput as common
 
-from app.db import create_engine, read_only  # noqa: E402
+from app.db import create_engine, read_only
 
 MAX_RUNS = 20_000
 

@@ -34,13 +34,13 @@ import uvicorn
 from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import runs_throughput as common  # noqa: E402  (a sibling script, not a package)
+import runs_throughput as common
 
-from app.config import Settings  # noqa: E402
-from app.db import create_engine, create_session_factory, unit_of_work  # noqa: E402
-from app.keys import issue_key  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import upgrade_to_head  # noqa: E402
+from app.config import Settings
+from app.db import create_engine, create_session_factory, unit_of_work
+from app.keys import issue_key
+from app.main import create_app
+from app.migrate import upgrade_to_head
 
 _WORD = re.compile(r"^\s*(\w+)(?:.*?\b(?:FROM|INTO|UPDATE)\s+(\w+))?", re.I | re.S)
 

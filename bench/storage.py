@@ -10,7 +10,8 @@ the last run's resulting snapshot for scale.
 worktree) with this checkout's environment, to measure before and after a change.
 
     .venv/bin/python bench/storage.py --turns 20
-    git worktree add /tmp/strata-old <commit> && .venv/bin/python bench/storage.py --app-dir /tmp/strata-old
+    git worktree add /tmp/strata-old <commit>
+    .venv/bin/python bench/storage.py --app-dir /tmp/strata-old
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import httpx2
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import runs_throughput as common  # noqa: E402  (a sibling script, not a package)
+import runs_throughput as common
 
-from app.db import create_engine, read_only  # noqa: E402
+from app.db import create_engine, read_only
 
 
 def scope() -> dict[str, str]:

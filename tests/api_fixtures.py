@@ -65,6 +65,13 @@ class Api:
     key: str
     database_url: str
     settings: Settings
+    stopped: bool = False
+
+    def stop(self) -> None:
+        """Shut the app down now (lifespan exit: the worker stops as on SIGTERM)."""
+        if not self.stopped:
+            self.stopped = True
+            self.client.__exit__(None, None, None)
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -103,7 +110,7 @@ ApiFactory = Callable[..., Api]
 @pytest.fixture
 def api_factory(database_url: str) -> Iterator[ApiFactory]:
     """Start apps on this test's database; every started app is stopped after the test."""
-    clients: list[TestClient] = []
+    apps: list[Api] = []
 
     def start(*, run_worker: bool = True, **overrides: Any) -> Api:
         settings = make_settings(database_url, **overrides)
@@ -112,13 +119,14 @@ def api_factory(database_url: str) -> Iterator[ApiFactory]:
         )
         client = TestClient(app)
         client.__enter__()
-        clients.append(client)
         key = create_key(database_url, "t1")
-        return Api(client=client, key=key.key, database_url=database_url, settings=settings)
+        started = Api(client=client, key=key.key, database_url=database_url, settings=settings)
+        apps.append(started)
+        return started
 
     yield start
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
+    for started in reversed(apps):
+        started.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Layer types used by the tests, registered on top of the built-in allow-list.
 
 `test.recording` logs every hook and resource step into `RECORDS[label]` and can be told to fail
-in one hook; `test.tools` offers a `lookup_weather` tool (for tool-call round trips).
+in one hook; `test.tools` offers a `lookup_weather` tool (for tool-call round trips);
+`test.approval` offers `delete_file`, which needs the caller's approval (the run pauses for it).
 """
 
 from __future__ import annotations
@@ -84,7 +85,21 @@ class WeatherToolsLayer(AgentLayer[NoLayerDeps, ToolsConfig]):
         return [Tool(lookup_weather)]
 
 
+def delete_file(path: str) -> str:
+    """Delete a file (needs approval)."""
+    return f"deleted {path}"
+
+
+class ApprovalToolsLayer(AgentLayer[NoLayerDeps, ToolsConfig]):
+    type_id = "test.approval"
+
+    @property
+    def tools(self) -> Sequence[Tool[Any]]:
+        return [Tool(delete_file, requires_approval=True)]
+
+
 TEST_LAYER_PROVIDERS = [
+    LayerProvider.from_layer_type(ApprovalToolsLayer),
     LayerProvider.from_layer_type(RecordingLayer),
     LayerProvider.from_layer_type(WeatherToolsLayer),
 ]

@@ -22,16 +22,21 @@ other run validation error, e.g. `unknown_model_provider`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from app.agents.bindings import ResolvedBinding
-from app.config import ModelProviderKind, ModelProviderSettings
+from app.agents.bindings import ResolvedBinding, resolve_binding
+from app.config import ModelProviderKind, ModelProviderSettings, Settings
+from app.db import Database
 from app.errors import ValidationFailed
-from app.layers import TEST_PROVIDER
+from app.keys import Principal
+from app.layers import TEST_PROVIDER, LayerRegistry
+from app.runs import service as runs
+from app.runs.policy import SessionPolicy
 from app.runs.schemas import (
     CreateRunRequest,
     DeferredToolResults,
@@ -39,8 +44,10 @@ from app.runs.schemas import (
     RunComposition,
     RunLayerSpec,
     RunLimits,
+    RunRead,
     SessionScope,
 )
+from app.runs.service import QueueQuota, RunDirectory
 from app.schemas.agent_config import (
     AgentSoulConfig,
     DeclaredOutputConfig,
@@ -234,3 +241,60 @@ def _type_schema(kind: OutputType) -> dict[str, Any]:
     if kind is OutputType.FILE:
         return {"type": "string", "description": "a file reference"}
     return {"type": kind.value}
+
+
+async def create_node_run(
+    db: Database,
+    *,
+    principal: Principal,
+    workflow_run_id: str,
+    node_id: str,
+    body: NodeRunRequest,
+    idempotency_key: str | None,
+    registry: LayerRegistry,
+    settings: Settings,
+    policy: SessionPolicy,
+    quota: QueueQuota,
+    directory: RunDirectory | None = None,
+) -> tuple[RunRead, bool]:
+    """Run a workflow node's bound agent: resolve the binding, build the composition, queue the
+    run on the node's runtime session. (run, created); created is False for a replay.
+
+    The idempotency fingerprint covers what the caller sent (the workflow run, the node and the
+    request body), not the composition built from it: a retry after the agent was edited is
+    still a replay of the same request.
+    """
+    resolved = await db.read(
+        resolve_binding, principal.tenant_id, body.workflow_id, body.workflow_version, node_id
+    )
+    request = build_node_run(
+        resolved,
+        body,
+        tenant_id=str(principal.tenant_id),
+        workflow_run_id=workflow_run_id,
+        node_id=node_id,
+        model_providers=registry.model_providers,
+    )
+    return await runs.create_run(
+        db,
+        principal=principal,
+        request=request,
+        idempotency_key=idempotency_key,
+        registry=registry,
+        settings=settings,
+        policy=policy,
+        quota=quota,
+        directory=directory,
+        fingerprint=node_run_fingerprint(workflow_run_id, node_id, body),
+    )
+
+
+def node_run_fingerprint(workflow_run_id: str, node_id: str, body: NodeRunRequest) -> str:
+    """SHA-256 of the canonical JSON of a node-run request as its caller sent it."""
+    sent = {
+        "workflow_run_id": workflow_run_id,
+        "node_id": node_id,
+        "body": body.model_dump(mode="json"),
+    }
+    canonical = json.dumps(sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

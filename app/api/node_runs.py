@@ -6,14 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response, status
 
-from app.agents.bindings import resolve_binding
-from app.agents.node_runs import NodeRunRequest, build_node_run
+from app.agents import node_runs
+from app.agents.node_runs import NodeRunRequest
 from app.api.deps import Accepting, State
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.request_context import bind_run_id
 from app.api.roles import Runner
-from app.runs import service
 from app.runs.schemas import RunRead
 
 router = APIRouter(prefix="/v1/workflow-runs", tags=["node runs"], route_class=StrataRoute)
@@ -55,21 +54,12 @@ async def create_node_run(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
 ) -> RunRead:
-    resolved = await state.db.read(
-        resolve_binding, principal.tenant_id, body.workflow_id, body.workflow_version, node_id
-    )
-    request = build_node_run(
-        resolved,
-        body,
-        tenant_id=str(principal.tenant_id),
-        workflow_run_id=workflow_run_id,
-        node_id=node_id,
-        model_providers=state.registry.model_providers,
-    )
-    run, created = await service.create_run(
+    run, created = await node_runs.create_node_run(
         state.db,
         principal=principal,
-        request=request,
+        workflow_run_id=workflow_run_id,
+        node_id=node_id,
+        body=body,
         idempotency_key=idempotency_key,
         registry=state.registry,
         settings=state.settings,

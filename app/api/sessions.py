@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import ReadDb, State
+from app.api.deps import Accepting, ReadDb, State
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
@@ -29,6 +29,12 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=StrataR
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
     404: {"model": ErrorResponse, "description": "No such session for this tenant."},
+}
+_SHUTTING_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorResponse,
+        "description": "`shutting_down`: this process retires nothing more; retry on another.",
+    },
 }
 
 
@@ -81,29 +87,42 @@ def _retirer(state: AppState, principal: Principal) -> service.Retirer:
 
 @router.post(
     "/retire",
-    summary="Wait for and retire every active session of a workflow run",
+    dependencies=[Accepting],
+    summary="Wait for and retire every session of a workflow run",
     description=(
-        "For each ACTIVE session of `workflow_run_id`: waits up to `wait_seconds` for its run "
-        "in flight, then runs a cleanup run (every layer exits with DELETE) and marks it "
-        "`cleaned`. Reports per session: `cleaned`, `already_cleaned`, `still_running` or "
-        "`cleanup_failed`. Safe to call again."
+        "For each session of `workflow_run_id` (a page of at most `limit`, newest first; "
+        "`next_cursor` continues): waits, within one `wait_seconds` for the whole page, for its "
+        "run in flight, then runs a cleanup run that releases the layers still holding "
+        "resources (every layer exits with DELETE) and marks it `cleaned`. A few sessions are "
+        "retired at once. Reports every session of the page: `cleaned`, `already_cleaned`, "
+        "`still_running` or `cleanup_failed`. Safe to call again."
     ),
-    responses={401: _ERRORS[401]},
+    responses={
+        401: _ERRORS[401],
+        400: {"model": ErrorResponse, "description": "`invalid_cursor`."},
+        **_SHUTTING_DOWN,
+    },
 )
 async def retire_workflow_run(
     body: RetireWorkflowRun, principal: Runner, state: State
 ) -> RetireResponse:
-    reports = await _retirer(state, principal).retire_workflow_run(
-        body.workflow_run_id, body.wait_seconds
+    reports, last = await _retirer(state, principal).retire_workflow_run(
+        body.workflow_run_id,
+        body.wait_seconds,
+        before=decode_cursor(body.cursor) if body.cursor else None,
+        limit=body.limit,
     )
-    return RetireResponse(reports=reports)
+    return RetireResponse(
+        reports=reports, next_cursor=encode_cursor(last) if last is not None else None
+    )
 
 
 @router.post(
     "/{session_id}/retire",
+    dependencies=[Accepting],
     summary="Wait for and retire one session",
     description="Like `POST /v1/sessions/retire`, for one session.",
-    responses=_ERRORS,
+    responses={**_ERRORS, **_SHUTTING_DOWN},
 )
 async def retire_session(
     session_id: uuid.UUID,

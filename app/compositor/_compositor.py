@@ -13,7 +13,8 @@ Invariants:
   node order is the enter order; no sorting happens.
 - Everything a run receives is validated before any layer is built or any hook runs, in this order:
   config keys, each layer's config, the snapshot's shape and version, its layer names (equal to the
-  composition's, in order), then per entry: not CLOSED, not ACTIVE, runtime state valid.
+  composition's, in order), then per entry: not CLOSED, not ACTIVE, runtime state valid (a NEW
+  entry with an empty runtime state gets a fresh one).
 - A compositor holds no per-run state: any number of tasks may enter it at the same time.
 """
 
@@ -275,6 +276,10 @@ class Compositor:
                     code="snapshot_layer_active",
                     layer=node.name,
                 )
+            if entry.lifecycle_state is LifecycleState.NEW and not entry.runtime_state:
+                # never entered and no state: the layer starts with a fresh runtime state
+                states.append((LifecycleState.NEW, None))
+                continue
             state_type = node.provider.layer_type.runtime_state_type
             try:
                 # Through JSON, the form the state was dumped in, so strict fields round-trip.

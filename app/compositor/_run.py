@@ -24,6 +24,9 @@ Invariants:
   are attached to it as notes (`BaseException.add_note`). Resource contexts cannot suppress errors.
 - The snapshot holds every slot in composition order, never an ACTIVE one; a slot that was never
   entered keeps its incoming lifecycle state and runtime state.
+- `abandon_on_exit()`: the run no longer owns its layers' persistent state (the caller learned
+  that another execution may have taken it over). No exit hook runs, neither suspend nor delete;
+  every resource context (process-local resources) is still closed, and there is no snapshot.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -156,7 +159,7 @@ class _ErrorLog:
 class CompositorRun:
     """One run of a composition; get it from `Compositor.create_run` or `Compositor.enter`."""
 
-    __slots__ = ("_phase", "_resources", "_slots", "_snapshot", "_transformers")
+    __slots__ = ("_abandon", "_phase", "_resources", "_slots", "_snapshot", "_transformers")
 
     def __init__(self, prepared: Sequence[PreparedLayer], transformers: Transformers) -> None:
         """Internal: the compositor validates `prepared` before calling this."""
@@ -167,6 +170,7 @@ class CompositorRun:
         self._phase = _RunPhase.PENDING
         self._resources: dict[str, AbstractAsyncContextManager[None]] = {}
         self._snapshot: CompositorSessionSnapshot | None = None
+        self._abandon = False
 
     # -- entering and exiting ---------------------------------------------------------------------
 
@@ -257,6 +261,9 @@ class CompositorRun:
         slot.lifecycle_state = LifecycleState.ACTIVE
 
     async def _exit_slot(self, slot: _Slot, errors: _ErrorLog) -> None:
+        if self._abandon:
+            await self._close_resource(slot.name, self._resources.pop(slot.name), errors)
+            return
         layer = slot.live_layer
         suspend = slot.exit_intent is ExitIntent.SUSPEND
         try:
@@ -284,6 +291,9 @@ class CompositorRun:
             errors.record(raised, name)
 
     def _finish(self, errors: _ErrorLog) -> None:
+        if self._abandon:  # the layers' states are someone else's now: nothing to report
+            self._phase = _RunPhase.EXITED
+            return
         entries: list[LayerSessionSnapshot] = []
         for slot in self._slots:
             try:
@@ -357,6 +367,19 @@ class CompositorRun:
         return self._snapshot
 
     # -- exit intents -----------------------------------------------------------------------------
+
+    def abandon_on_exit(self) -> None:
+        """Exit without any exit hook, only closing resource contexts; no snapshot.
+
+        For an execution that lost its claim on the layers' persistent state. Only while
+        active (`run_not_active` otherwise); it cannot be undone.
+        """
+        if self._phase is not _RunPhase.ACTIVE:
+            raise LayerLifecycleError(
+                f"exit intents can only change while the run is active, not {self._phase}",
+                code="run_not_active",
+            )
+        self._abandon = True
 
     def suspend_on_exit(self) -> None:
         """Make every layer suspend on exit (the session can resume). All must be ACTIVE."""

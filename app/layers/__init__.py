@@ -41,6 +41,7 @@ from app.layers.llm import (
 )
 from app.layers.output import JsonSchemaOutputLayer
 from app.layers.prompt import PromptLayer
+from app.layers.tools_external import ExternalToolsLayer
 from app.layers.tools_http import HttpToolsConfig, HttpToolsLayer, SharedHttpClient
 from app.layers.tools_mcp import McpToolsConfig, McpToolsLayer
 
@@ -141,6 +142,7 @@ class LayerRegistry:
             LayerProvider.from_layer_type(JsonSchemaOutputLayer),
             LayerProvider.from_factory(layer_type=McpToolsLayer, create=mcp_layer),
             LayerProvider.from_factory(layer_type=HttpToolsLayer, create=http_tools_layer),
+            LayerProvider.from_layer_type(ExternalToolsLayer),
             LayerProvider.from_layer_type(AskHumanLayer),
             LayerProvider.from_layer_type(ExecutionContextLayer),
             *extra,

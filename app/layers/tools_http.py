@@ -132,6 +132,16 @@ class HttpToolSpec(BaseModel):
         return schema
 
 
+def unique_tool_names(cls: Any, tools: list[HttpToolSpec]) -> list[HttpToolSpec]:
+    """Field validator of a layer's `tools`: each name at most once (`duplicate_tool_name`)."""
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            raise config_error("duplicate_tool_name", f"tool {tool.name!r} is defined twice")
+        seen.add(tool.name)
+    return tools
+
+
 class HttpToolsConfig(LayerConfig):
     """Tools the caller hosts behind a tool endpoint configured on this server."""
 
@@ -150,15 +160,7 @@ class HttpToolsConfig(LayerConfig):
         description="Bound on one call, from connecting to the last byte of the response.",
     )
 
-    @field_validator("tools")
-    @classmethod
-    def _unique_names(cls, tools: list[HttpToolSpec]) -> list[HttpToolSpec]:
-        seen: set[str] = set()
-        for tool in tools:
-            if tool.name in seen:
-                raise config_error("duplicate_tool_name", f"tool {tool.name!r} is defined twice")
-            seen.add(tool.name)
-        return tools
+    _unique_names = field_validator("tools")(unique_tool_names)
 
 
 class HttpToolsDeps(LayerDeps):

@@ -11,7 +11,7 @@ session snapshot), so any worker process can claim it. The columns group as:
   stale attempt's writes are fenced by comparing `attempt`), `lease_owner` (the worker executing
   the attempt; its liveness is the `workers` row, see `app.models.worker`), and cancellation
   (`cancel_requested_at`, `cancel_reason`).
-- result: `output`, `deferred_tool_call`, `session_snapshot` (the snapshot the run ended with),
+- result: `output`, `deferred_tool_calls`, `session_snapshot` (the snapshot the run ended with),
   `usage`, and for failures `error`, `error_type`, `reason`.
 
 Snapshots are stored once. A run's incoming snapshot is either the request's own
@@ -152,7 +152,9 @@ class Run(Base):
 
     # --- result -------------------------------------------------------------------------------
     output: Mapped[Any] = mapped_column(JSONType, nullable=True)
-    deferred_tool_call: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    deferred_tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSONType, nullable=True
+    )
     session_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)

@@ -105,6 +105,10 @@ class EventSink(Protocol):
 
     async def text_delta(self, text: str) -> None: ...
 
+    async def holds_lease(self) -> bool:
+        """Whether this attempt still holds its run (one read), before destructive work."""
+        ...
+
 
 class CancelSignal:
     """Set when the run must stop; `reason` says why: `cancel_requested`, `shutdown`,
@@ -193,6 +197,11 @@ class _FencedSink:
         """Write buffered text now (after any write already queued)."""
         await self._write(self._take_buffer)
 
+    async def holds_lease(self) -> bool:
+        if self._cancel.reason == "lease_lost":
+            return False
+        return await self._worker._holds_lease(self._fence)
+
     async def take_text(self) -> str | None:
         """After every write already queued, the text still buffered (for the terminal
         transaction); empties the buffer."""
@@ -237,9 +246,9 @@ class _FencedSink:
 async def _append(
     session: AsyncSession, fence: Fence, items: list[tuple[str, dict[str, Any]]]
 ) -> int | None:
-    first = await repository.append_events(session, fence.run_id, items, fence=fence)
+    now = utcnow()
+    first = await repository.append_events(session, fence.run_id, items, fence=fence, now=now)
     if first is not None:
-        now = utcnow()
         update = RunUpdate(
             fence.run_id,
             [EventRecord(first + i, kind, data, now) for i, (kind, data) in enumerate(items)],
@@ -377,9 +386,7 @@ class Worker:
                 self._saturated = free <= 0
                 if free > 0:
                     try:
-                        claimed = await self.db.write(
-                            _claim, self.owner, min(free, CLAIM_BATCH)
-                        )
+                        claimed = await self.db.write(_claim, self.owner, min(free, CLAIM_BATCH))
                         backoff = 0.1
                     except Exception as exc:
                         log.warning(

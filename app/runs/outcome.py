@@ -29,7 +29,7 @@ class RunOutcome:
 
     status: RunStatus
     output: Any = None
-    deferred_tool_call: dict[str, Any] | None = None
+    deferred_tool_calls: list[dict[str, Any]] | None = None
     session_snapshot: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None
     error: str | None = None
@@ -48,7 +48,9 @@ class RunOutcome:
         if self.status is RunStatus.SUCCEEDED:
             data["output"] = self.output
         if self.status is RunStatus.PAUSED:
-            data["deferred_tool_call"] = self.deferred_tool_call
+            calls = self.deferred_tool_calls or []
+            data["deferred_tool_calls"] = calls
+            data["deferred_tool_call"] = calls[0] if calls else None  # the single-call field
         if self.status in (RunStatus.FAILED, RunStatus.CANCELLED):
             data.update(error=self.error, error_type=self.error_type, reason=self.reason)
         data["usage"] = self.usage
@@ -60,7 +62,7 @@ class RunOutcome:
         return {
             "status": self.status,
             "output": self.output,
-            "deferred_tool_call": self.deferred_tool_call,
+            "deferred_tool_calls": self.deferred_tool_calls,
             "session_snapshot": self.session_snapshot,
             "usage": self.usage,
             "error": self.error,

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Run, RunEvent, RunPurpose, RunStatus, Worker
 from app.models.base import utcnow
 from app.models.run import TERMINAL_RUN_STATUSES as TERMINAL
+from app.runs.snapshots import reopen_closed
 
 EXECUTING = (RunStatus.RUNNING, RunStatus.CANCELLING)
 runs = cast(Table, Run.__table__)
@@ -61,7 +62,7 @@ READ_COLUMNS = (
     runs.c.cancel_requested_at,
     runs.c.cancel_reason,
     runs.c.output,
-    runs.c.deferred_tool_call,
+    runs.c.deferred_tool_calls,
     runs.c.session_snapshot,
     runs.c.usage,
     runs.c.error,
@@ -73,7 +74,7 @@ READ_COLUMNS = (
 #: `READ_COLUMNS` but what a state change writes itself (the outcome columns): a state change
 #: returns these and merges in the values it wrote, so nothing it just wrote is read back.
 _OUTCOME_COLUMNS = frozenset(
-    {"output", "deferred_tool_call", "session_snapshot", "usage", "error", "error_type", "reason"}
+    {"output", "deferred_tool_calls", "session_snapshot", "usage", "error", "error_type", "reason"}
 )
 STATE_COLUMNS = tuple(column for column in READ_COLUMNS if column.name not in _OUTCOME_COLUMNS)
 
@@ -284,10 +285,11 @@ async def append_events(
     items: Sequence[tuple[str, dict[str, Any]]],
     *,
     fence: Fence | None = None,
+    now: datetime | None = None,
 ) -> int | None:
-    """Append events in order; the first one's seq, or None when the run is terminal (or the
-    fence is stale), in which case nothing is written."""
-    now = utcnow()
+    """Append events in order (stamped `now`); the first one's seq, or None when the run is
+    terminal (or the fence is stale), in which case nothing is written."""
+    now = now or utcnow()
     params = {"b_count": len(items), "b_now": now}
     if fence is not None:
         params.update(_fence_params(fence))
@@ -379,8 +381,9 @@ async def claim_queued(
             purpose=RunPurpose(row.purpose),
             composition=row.composition,
             inputs=row.inputs,
+            # a session's snapshot, with the layers its last run closed starting fresh
             session_snapshot_in=(
-                sources.get(row.snapshot_in_run_id)
+                reopen_closed(sources.get(row.snapshot_in_run_id))
                 if row.snapshot_in_run_id is not None
                 else row.session_snapshot_in
             ),
@@ -544,9 +547,7 @@ async def lost_runs(
     owners = set((await session.execute(_OWNERS, {"me": me})).scalars())
     if not owners:
         return []
-    live = set(
-        (await session.execute(_LIVE_WORKERS, {"stale_before": stale_before})).scalars()
-    )
+    live = set((await session.execute(_LIVE_WORKERS, {"stale_before": stale_before})).scalars())
     gone = sorted(owners - live)
     if not gone:
         return []

@@ -15,8 +15,11 @@ layers then exit depends on why:
 - cancel or timeout: as `on_exit` says; the run ends `cancelled` / `failed`;
 - shutdown: every layer exits with SUSPEND, whatever `on_exit` says: the run is handed back
   (queued again or failed `worker_shutdown`) and its session must stay resumable;
-- lost lease: the same, and the worker writes nothing of the outcome (another attempt may own
-  the run and its session now).
+- lost lease: no exit hook runs at all (`abandon_on_exit`: only resource contexts close) and the
+  worker writes nothing: another attempt may own the run and its session's layers now. Before
+  any delete hook runs, the runner asks the database whether the attempt still holds the run
+  (`EventSink.holds_lease`), so a worker that was paused past its lease never deletes what a
+  newer attempt uses.
 
 Snapshot rule: `succeeded`/`paused` always carry the new snapshot. `failed`/`cancelled` carry it
 only when every layer entered and exited cleanly; otherwise the caller keeps its previous one.
@@ -41,13 +44,14 @@ from pydantic_ai import (
     PartStartEvent,
     TextPart,
     TextPartDelta,
+    ToolDenied,
     UsageLimitExceeded,
 )
 from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
 from pydantic_ai.messages import ModelMessage, ModelRequest
 from pydantic_core import to_jsonable_python
 
-from app.compositor import CompositorError, CompositorRun
+from app.compositor import CompositorError, CompositorRun, ExitIntent
 from app.config import Settings
 from app.errors import ValidationFailed
 from app.layers import LayerRegistry, ToolSetupError
@@ -66,7 +70,6 @@ from app.runs.validation import build_compositor, replayable_specs, server_confi
 log = structlog.get_logger("strata.runner")
 
 _RETIRING = (RunStatus.FAILED, RunStatus.CANCELLED)
-_HANDED_BACK = ("shutdown", "lease_lost")
 
 
 class AgentRunner:
@@ -103,11 +106,18 @@ class AgentRunner:
                     body = RunOutcome(status=RunStatus.SUCCEEDED, output=None)
                 else:
                     body = await self._agent_turn(run, job, sink, cancel)
-                if cancel.reason in _HANDED_BACK:
-                    run.suspend_on_exit()  # handed back: the session must stay resumable
-                elif job.session_id is not None and body.status in _RETIRING:
+                if job.session_id is not None and body.status in _RETIRING:
                     # the session is retired on failure: release what its layers hold
                     run.delete_on_exit()
+                if cancel.reason == "shutdown":
+                    run.suspend_on_exit()  # handed back: the session must stay resumable
+                elif cancel.reason == "lease_lost" or (
+                    _deletes(run) and not await sink.holds_lease()
+                ):
+                    # Another attempt may own the session's layers now: no exit hook at all,
+                    # only the process-local resource contexts close.
+                    cancel.set("lease_lost")
+                    run.abandon_on_exit()
         except ToolSetupError as error:  # a tool layer could not provide its tools
             log.warning("tool_setup_failed", run_id=str(job.run_id), reason=error.reason)
             return RunOutcome(
@@ -151,20 +161,12 @@ class AgentRunner:
         defers = any(isinstance(layer, AskHumanLayer) for layer in layers.values())
 
         output_type: Any = output.output_type() if output is not None else str
-        if defers:
+        if defers or run.tools:  # any tool may defer (ask a caller, need an approval)
             output_type = [output_type, DeferredToolRequests]
         instructions = "\n\n".join(str(prompt) for prompt in run.prompts) or None
         user_prompt = "\n\n".join(str(prompt) for prompt in run.user_prompts) or None
         history_in: list[ModelMessage] = list(history.runtime_state.messages) if history else []
-        deferred_raw = inputs.get("deferred_tool_results")
-        deferred = (
-            DeferredToolResults(
-                calls=dict(deferred_raw.get("calls") or {}),
-                metadata=dict(deferred_raw.get("metadata") or {}),
-            )
-            if deferred_raw
-            else None
-        )
+        deferred = _deferred_results(inputs.get("deferred_tool_results"))
         if user_prompt is None and deferred is None and not history_in:
             return RunOutcome(
                 status=RunStatus.FAILED,
@@ -226,15 +228,21 @@ class AgentRunner:
         if history is not None:
             history.runtime_state.messages = _strip_instructions(result.messages)
         if isinstance(result.output, DeferredToolRequests):
-            call = result.output.calls[0]
+            requests = result.output
+            pending = [("call", call) for call in requests.calls]
+            pending += [("approval", call) for call in requests.approvals]
             return RunOutcome(
                 status=RunStatus.PAUSED,
-                deferred_tool_call={
-                    "tool_call_id": call.tool_call_id,
-                    "tool_name": call.tool_name,
-                    "args": call.args_as_dict(),
-                    "metadata": _jsonable(result.output.metadata.get(call.tool_call_id, {})),
-                },
+                deferred_tool_calls=[
+                    {
+                        "tool_call_id": call.tool_call_id,
+                        "tool_name": call.tool_name,
+                        "kind": kind,
+                        "args": call.args_as_dict(),
+                        "metadata": _jsonable(requests.metadata.get(call.tool_call_id, {})),
+                    }
+                    for kind, call in pending
+                ],
                 usage=usage,
             )
         return RunOutcome(status=RunStatus.SUCCEEDED, output=_jsonable(result.output), usage=usage)
@@ -288,6 +296,30 @@ async def _stoppable(coroutine: Any, cancel: CancelSignal, timeout: float) -> An
             reason=cancel.reason or "cancel_requested",
         )
     )
+
+
+def _deferred_results(raw: dict[str, Any] | None) -> DeferredToolResults | None:
+    """The stored `deferred_tool_results` as pydantic-ai takes them."""
+    if not raw:
+        return None
+    approvals: dict[str, bool | ToolDenied] = {}
+    for call_id, answer in (raw.get("approvals") or {}).items():
+        if isinstance(answer, dict):
+            approved = bool(answer.get("approved"))
+            message = answer.get("message")
+            approvals[call_id] = True if approved else ToolDenied(message) if message else False
+        else:
+            approvals[call_id] = bool(answer)
+    return DeferredToolResults(
+        calls=dict(raw.get("calls") or {}),
+        approvals=dict(approvals),
+        metadata=dict(raw.get("metadata") or {}),
+    )
+
+
+def _deletes(run: CompositorRun) -> bool:
+    """True when some layer would run its delete hook on exit."""
+    return any(run.exit_intent(name) is ExitIntent.DELETE for name in run.names)
 
 
 def _apply_on_exit(run: CompositorRun, on_exit: OnExit, *, cleanup: bool) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
 from app.models import RunPurpose, RunStatus
 from app.schemas.strict import SchemaVersion1, StrictFloat, StrictInt
@@ -63,11 +63,34 @@ class OnExit(_Strict):
     layers: dict[str, ExitIntentName] = Field(default_factory=dict)
 
 
-class DeferredToolResults(_Strict):
-    """Answers to the deferred tool calls of a paused run, keyed by `tool_call_id`."""
+class ApprovalAnswer(_Strict):
+    """A human's decision on a tool call that needed approval."""
 
-    calls: dict[str, JsonValue] = Field(default_factory=dict)
+    approved: bool
+    message: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="When denied: what the model is told instead of the tool's result.",
+    )
+
+
+class DeferredToolResults(_Strict):
+    """Answers to every pending call of a paused run, keyed by `tool_call_id`: a result for
+    each call of kind `call` (ask_human, tools.external), a decision for each of kind
+    `approval`. A resume must answer all of them, and nothing else."""
+
+    calls: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Results of deferred calls: the tool's return value."
+    )
+    approvals: dict[str, bool | ApprovalAnswer] = Field(
+        default_factory=dict,
+        description="Decisions on calls that needed approval: `true`, `false`, or "
+        "`{approved, message}`; an approved call runs when the run resumes.",
+    )
     metadata: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+
+    def answered(self) -> set[str]:
+        return set(self.calls) | set(self.approvals)
 
 
 class RunLimits(_Strict):
@@ -143,8 +166,16 @@ class CreateRunRequest(_Strict):
 
 
 class DeferredToolCall(BaseModel):
+    """A call the model made that the run cannot complete itself: answer it to resume."""
+
     tool_call_id: str
     tool_name: str
+    kind: Literal["call", "approval"] = Field(
+        default="call",
+        description="`call`: the caller runs the tool (ask_human, tools.external) and sends its "
+        "result in `deferred_tool_results.calls`; `approval`: the tool needs a human's approval, "
+        "sent in `deferred_tool_results.approvals`.",
+    )
     args: JsonValue = None
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
@@ -176,12 +207,26 @@ class RunRead(BaseModel):
     cancel_requested_at: datetime | None
     cancel_reason: str | None
     output: JsonValue = None
-    deferred_tool_call: DeferredToolCall | None = None
+    deferred_tool_calls: list[DeferredToolCall] | None = Field(
+        default=None,
+        description="A paused run: every pending call; the resume must answer all of them.",
+    )
+    deferred_tool_call: DeferredToolCall | None = Field(
+        default=None,
+        description="The first of `deferred_tool_calls`, for clients written when a run paused "
+        "on one call only; read `deferred_tool_calls`.",
+    )
     session_snapshot: dict[str, Any] | None = None
     usage: RunUsage | None = None
     error: str | None = None
     error_type: str | None = None
     reason: str | None = None
+
+    @model_validator(mode="after")
+    def _first_pending_call(self) -> RunRead:
+        if self.deferred_tool_call is None and self.deferred_tool_calls:
+            self.deferred_tool_call = self.deferred_tool_calls[0]
+        return self
 
 
 class RunPage(BaseModel):

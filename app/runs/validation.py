@@ -37,6 +37,7 @@ from app.layers import LayerCheckError, LayerRegistry
 from app.layers.base import RESERVED_NAMES, AgentLayer
 from app.models import RunPurpose
 from app.runs.schemas import CreateRunRequest, RunComposition
+from app.runs.snapshots import pending_tool_calls
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ def validate_run_request(
                 "deferred tool results need the snapshot of the paused run",
                 field="session_snapshot",
             )
+    if request.purpose is RunPurpose.AGENT:
+        _check_deferred_answers(request, snapshot)
     limits = request.limits
     return ValidatedRun(
         compositor=compositor,
@@ -216,6 +219,40 @@ def _unsupported_pattern(error: CompositorError) -> ValidationFailed | None:
             failure.details["schema_path"] = (item.get("ctx") or {}).get("schema_path", "")
             return failure
     return None
+
+
+def _check_deferred_answers(request: CreateRunRequest, snapshot: dict[str, Any] | None) -> None:
+    """A paused conversation continues only with an answer to each pending call, and nothing
+    else: otherwise the run is refused before it exists, and the pause stays as it was."""
+    pending = pending_tool_calls(snapshot)
+    pending_ids = sorted(str(call["tool_call_id"]) for call in pending)
+    answers = request.deferred_tool_results
+    if answers is None:
+        if pending:
+            raise ValidationFailed(
+                f"the conversation is paused on {len(pending)} tool call(s) "
+                f"({', '.join(pending_ids)}); resume it with `deferred_tool_results` answering "
+                "each of them",
+                code="deferred_results_required",
+                details={"field": "deferred_tool_results", "pending_tool_call_ids": pending_ids},
+            )
+        return
+    given = sorted(answers.answered())
+    if given != pending_ids:
+        missing = sorted(set(pending_ids) - set(given))
+        unknown = sorted(set(given) - set(pending_ids))
+        raise ValidationFailed(
+            "`deferred_tool_results` must answer exactly the pending tool calls "
+            f"({', '.join(pending_ids) or 'none'}); missing: {', '.join(missing) or 'none'}, "
+            f"unknown: {', '.join(unknown) or 'none'}",
+            code="deferred_results_mismatch",
+            details={
+                "field": "deferred_tool_results",
+                "pending_tool_call_ids": pending_ids,
+                "missing": missing,
+                "unknown": unknown,
+            },
+        )
 
 
 def server_configs(composition: RunComposition, *, tenant_id: str) -> dict[str, dict[str, Any]]:

@@ -41,6 +41,10 @@ class SessionPage(BaseModel):
     next_cursor: str | None
 
 
+MAX_RETIRE_PAGE = 500
+"""Sessions one `POST /v1/sessions/retire` answers for; the rest come in later pages."""
+
+
 class RetireOne(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -53,6 +57,15 @@ class RetireOne(BaseModel):
 
 class RetireWorkflowRun(RetireOne):
     workflow_run_id: str = Field(min_length=1, max_length=64)
+    cursor: str | None = Field(
+        default=None, description="`next_cursor` of the previous answer: retire the next page."
+    )
+    limit: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_RETIRE_PAGE,
+        description=f"Sessions per answer (at most {MAX_RETIRE_PAGE}); more are in the next page.",
+    )
 
 
 class RetireResult(StrEnum):
@@ -66,10 +79,19 @@ class RetireResult(StrEnum):
 
 class RetireReport(BaseModel):
     session_id: uuid.UUID
+    node_id: str | None = None
+    binding_id: str | None = None
     result: RetireResult
+    current_run_id: uuid.UUID | None = Field(
+        default=None, description="`still_running`: the run in flight on the session."
+    )
     cleanup_run_id: uuid.UUID | None = None
     reason: str | None = Field(default=None, description="Why the cleanup failed or waited.")
 
 
 class RetireResponse(BaseModel):
     reports: list[RetireReport]
+    next_cursor: str | None = Field(
+        default=None,
+        description="More sessions than `limit`: send it as `cursor` to retire the next page.",
+    )

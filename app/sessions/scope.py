@@ -8,12 +8,15 @@ ACTIVE snapshot (`snapshot_run_id`) and holds `current_run_id`, the one run allo
   while one is in flight is `session_busy` (409). The row is locked (`FOR UPDATE`; on SQLite the
   one writer serializes) and a concurrent first insert of the same scope is caught by the
   unique constraint, so exactly one of two racing requests wins.
-- When a run ends (`on_run_terminal`, in the terminal transaction): `succeeded`/`paused` make its
-  snapshot the session's, with the replayable layer specs; `failed`/`cancelled` retire the row
-  (status `cleaned`), so nothing resumes from stale state; a lost worker or a worker shutdown
-  changes nothing (nothing newer exists). A retire's cleanup run marks the row `cleaned` on
-  success and leaves it ACTIVE otherwise.
-- A run on a `cleaned` scope starts fresh: the row becomes ACTIVE again without a snapshot.
+- When a run ends (`on_run_terminal`, in the terminal transaction), see the session state
+  machine in docs/ARCHITECTURE.md: `succeeded`/`paused` make its snapshot the session's, with
+  the replayable layer specs. A session becomes `cleaned` only when nothing is left to release:
+  a retire's cleanup run succeeded, or a failed or cancelled run exited every layer with DELETE.
+  A run that did not exit the layers cleanly (never entered them, a lost or stopped worker)
+  leaves the previous snapshot as the session's state.
+- A layer a run closed (DELETE) starts fresh in the session's next run (`reopen_closed`).
+- A run on a `cleaned` scope starts fresh: the row becomes ACTIVE again without a snapshot; an
+  inline snapshot on it is refused (`session_retired`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from app.notifier import notify, session_topic
 from app.runs.outcome import ErrorType, RunOutcome
 from app.runs.policy import ResolvedSnapshot, TerminalRun
 from app.runs.schemas import SessionScope
+from app.runs.snapshots import holds_resources, reopen_closed
 from app.sessions import repository
 
 RETIRE_ROLE = "retire"
@@ -60,14 +64,25 @@ class SessionStore:
         """The session's latest snapshot wins; a request may repeat it inline, but an inline
         snapshot that differs from it is `session_snapshot_conflict` (422)."""
         row = await repository.find_by_scope(session, tenant_id, scope)
-        if row is None or row.status == RuntimeSessionStatus.CLEANED:
+        if row is None:
             return ResolvedSnapshot(inline_snapshot, None)
+        if row.status == RuntimeSessionStatus.CLEANED:
+            if inline_snapshot is not None:
+                # its layers' resources were released: nothing may resume from that state
+                raise ValidationFailed(
+                    "this session was retired (its layers released their resources); a run on "
+                    "it starts fresh: omit `session_snapshot`",
+                    code="session_retired",
+                    details={"field": "session_snapshot", "session_id": str(row.id)},
+                )
+            return ResolvedSnapshot(None, None)
         if row.current_run_id is not None:
             raise _busy(row)
         if row.snapshot_run_id is None:
             return ResolvedSnapshot(inline_snapshot, None)
-        snapshot = await repository.snapshot_of_run(session, row.snapshot_run_id)
-        if inline_snapshot is not None and inline_snapshot != snapshot:
+        stored = await repository.snapshot_of_run(session, row.snapshot_run_id)
+        snapshot = reopen_closed(stored)
+        if inline_snapshot is not None and inline_snapshot not in (stored, snapshot):
             raise ValidationFailed(
                 "the request carries a session snapshot that differs from the session's; "
                 "omit it to resume the session",
@@ -151,6 +166,7 @@ class SessionStore:
         values: dict[str, Any] = {"updated_at": now}
         if row.current_run_id == run.id:
             values["current_run_id"] = None
+        snapshot = outcome.session_snapshot
         if run.session_role == RETIRE_ROLE:
             if outcome.status is RunStatus.SUCCEEDED:
                 values.update(
@@ -166,9 +182,26 @@ class SessionStore:
                 backend_run_id=run.id,
                 composition_layer_specs=run.layer_specs,
             )
-        elif outcome.error_type not in _KEEPS_SESSION:
+        elif outcome.error_type in _KEEPS_SESSION or snapshot is None:
+            # The layers did not exit cleanly through this run (a lost or stopped worker, a run
+            # cancelled or refused before it entered them): the previous snapshot is still what
+            # holds resources, and stays the session's state until a retire releases it.
+            pass
+        elif holds_resources(snapshot):
+            # e.g. a cancel that landed while the run committed: its layers were suspended
             values.update(
-                status=RuntimeSessionStatus.CLEANED, cleaned_at=now, backend_run_id=run.id
+                status=RuntimeSessionStatus.ACTIVE,
+                snapshot_run_id=run.id,
+                backend_run_id=run.id,
+                composition_layer_specs=run.layer_specs,
+            )
+        else:
+            # the failed or cancelled run exited every layer with DELETE: nothing is held
+            values.update(
+                status=RuntimeSessionStatus.CLEANED,
+                cleaned_at=now,
+                snapshot_run_id=run.id,
+                backend_run_id=run.id,
             )
         await repository.change(session, row.id, **values)
         notify(session, session_topic(row.id))

@@ -15,11 +15,12 @@ import asyncio
 import uuid
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database
-from app.errors import AppError, NotFound
+from app.errors import AppError, NotFound, ValidationFailed
 from app.keys import Principal
 from app.layers import LayerRegistry
 from app.models import RunPurpose, RunStatus, RuntimeSessionStatus
@@ -34,6 +35,9 @@ from app.sessions.schemas import RetireReport, RetireResult, SessionRead
 from app.sessions.scope import RETIRE_ROLE
 
 _CLEANUP_MIN_WAIT = 30.0
+RETIRE_CONCURRENCY = 8
+"""Sessions one request retires at once: each holds a connection only briefly, but a workflow
+run may have thousands; the rest wait their turn (and the request's one deadline)."""
 
 
 def session_read(row: Any) -> SessionRead:
@@ -90,28 +94,55 @@ class Retirer:
         self.principal = principal
 
     async def retire_workflow_run(
-        self, workflow_run_id: str, wait_seconds: float
-    ) -> list[RetireReport]:
-        """Retire every ACTIVE session of a workflow run, concurrently."""
+        self,
+        workflow_run_id: str,
+        wait_seconds: float,
+        *,
+        before: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> tuple[list[RetireReport], uuid.UUID | None]:
+        """Retire the sessions of a workflow run, a page at a time (newest first), at most
+        `RETIRE_CONCURRENCY` at once, all within one `wait_seconds`; every session of the page is
+        reported, those retired before as `already_cleaned`. Returns the reports and the id to
+        continue after, when there are more."""
         rows = await self.db.read(
             list_sessions,
             self.principal,
             workflow_run_id=workflow_run_id,
-            status=RuntimeSessionStatus.ACTIVE,
-            before=None,
-            limit=10_000,
+            status=None,
+            before=before,
+            limit=limit + 1,
         )
-        return list(await asyncio.gather(*(self.retire(row.id, wait_seconds) for row in rows)))
+        page = rows[:limit]
+        deadline = asyncio.get_running_loop().time() + min(
+            wait_seconds, self.settings.wait_max_seconds
+        )
+        gate = asyncio.Semaphore(RETIRE_CONCURRENCY)
 
-    async def retire(self, session_id: uuid.UUID, wait_seconds: float) -> RetireReport:
+        async def one(row: SessionRead) -> RetireReport:
+            async with gate:
+                return await self.retire(row.id, deadline=deadline)
+
+        reports = list(await asyncio.gather(*(one(row) for row in page)))
+        return reports, page[-1].id if len(rows) > limit else None
+
+    async def retire(
+        self,
+        session_id: uuid.UUID,
+        wait_seconds: float = 0.0,
+        *,
+        deadline: float | None = None,
+    ) -> RetireReport:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(wait_seconds, self.settings.wait_max_seconds)
+        if deadline is None:
+            deadline = loop.time() + min(wait_seconds, self.settings.wait_max_seconds)
         async with self.notifier.subscribe(session_topic(session_id)) as wake:
             while True:
                 row = await self.db.read(get_session, self.principal, session_id)
+                where = {"session_id": row.id, "node_id": row.node_id, "binding_id": row.binding_id}
                 if row.status is RuntimeSessionStatus.CLEANED:
                     return RetireReport(
-                        session_id=row.id,
+                        **where,
                         result=RetireResult.ALREADY_CLEANED,
                         cleanup_run_id=row.cleanup_run_id,
                     )
@@ -120,20 +151,22 @@ class Retirer:
                         started = await self.db.write(self._start_cleanup, row.id)
                     except AppError as error:  # the stored specs no longer validate, queue full
                         return RetireReport(
-                            session_id=row.id,
+                            **where,
                             result=RetireResult.CLEANUP_FAILED,
                             reason=f"{error.code}: {error.message}",
                         )
                     if started is None:
                         continue  # a run slipped in, or it was retired meanwhile: look again
                     if started is True:
-                        return RetireReport(session_id=row.id, result=RetireResult.CLEANED)
-                    return await self._await_cleanup(row.id, started, deadline)
+                        return RetireReport(**where, result=RetireResult.CLEANED)
+                    report = await self._await_cleanup(row.id, started, deadline)
+                    return report.model_copy(update=where)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return RetireReport(
-                        session_id=row.id,
+                        **where,
                         result=RetireResult.STILL_RUNNING,
+                        current_run_id=row.current_run_id,
                         reason=f"run {row.current_run_id} is still in flight",
                     )
                 await wake.wait(remaining)
@@ -216,19 +249,51 @@ class Retirer:
 
 
 def cleanup_request(row: Any, snapshot: dict[str, Any] | None) -> CreateRunRequest | None:
-    """The cleanup run replaying a session's stored specs, or None if nothing holds resources."""
+    """The cleanup run replaying a session's stored specs for the layers that still hold
+    resources (suspended in its snapshot), or None when none does.
+
+    Layers the snapshot has closed, never entered or does not list are left out (there is
+    nothing of theirs to release),
+    unless a kept layer depends on one: that one is replayed as a fresh layer (it enters and is
+    deleted), so the composition stays valid. Raises `ValidationFailed` when the stored specs no
+    longer parse.
+    """
     specs = row.composition_layer_specs or []
     if not specs or snapshot is None:
         return None
-    names = [spec["name"] for spec in specs]
     entries: dict[str, Any] = {entry["name"]: entry for entry in snapshot.get("layers", [])}
-    if any(name not in entries for name in names):
+    try:
+        layers = [RunLayerSpec.model_validate(spec) for spec in specs]
+    except ValidationError as error:
+        raise ValidationFailed(
+            f"the session's stored layer specs no longer parse: {error.error_count()} error(s)",
+            code="invalid_stored_specs",
+        ) from None
+
+    def suspended(name: str) -> bool:
+        return bool(entries.get(name, {}).get("lifecycle_state") == "suspended")
+
+    keep = {layer.name for layer in layers if suspended(layer.name)}
+    if not keep:
         return None
+    by_name = {layer.name: layer for layer in layers}
+    pending = list(keep)
+    while pending:  # a kept layer's dependencies are kept too
+        for target in by_name[pending.pop()].deps.values():
+            if target in by_name and target not in keep:
+                keep.add(target)
+                pending.append(target)
+    kept = [layer for layer in layers if layer.name in keep]
     return CreateRunRequest(
-        composition=RunComposition(layers=[RunLayerSpec.model_validate(spec) for spec in specs]),
+        composition=RunComposition(layers=kept),
         session_snapshot={
             "schema_version": snapshot.get("schema_version", 1),
-            "layers": [entries[name] for name in names],
+            "layers": [
+                entries[layer.name]
+                if suspended(layer.name)
+                else {"name": layer.name, "lifecycle_state": "new", "runtime_state": {}}
+                for layer in kept
+            ],
         },
         purpose=RunPurpose.CLEANUP,
         on_exit=OnExit(default="delete"),

@@ -206,3 +206,40 @@ async def test_a_run_that_is_not_active_cannot_exit(journal: Journal) -> None:
         await run.__aexit__(None, None, None)
 
     assert info.value.code == "run_not_active"
+
+
+async def test_an_abandoned_run_runs_no_exit_hook_and_only_closes_resources(
+    journal: Journal,
+) -> None:
+    compositor = recording_compositor(journal, "a", "b")
+
+    async with compositor.enter(session_snapshot=suspended_snapshot("a", "b")) as run:
+        run.delete_on_exit()
+        run.abandon_on_exit()
+
+    assert journal[-2:] == ["b.resource_exit", "a.resource_exit"]
+    assert not any(line.endswith((".delete", ".suspend")) for line in journal)
+    assert run.session_snapshot is None
+
+
+async def test_abandoning_is_only_possible_while_the_run_is_active(journal: Journal) -> None:
+    compositor = recording_compositor(journal, "a")
+    run = compositor.create_run()
+
+    with pytest.raises(LayerLifecycleError) as raised:
+        run.abandon_on_exit()
+    assert raised.value.code == "run_not_active"
+
+
+async def test_a_new_entry_without_runtime_state_starts_fresh(journal: Journal) -> None:
+    compositor = recording_compositor(journal, "a", "b")
+    snapshot = suspended_snapshot("a", "b", visits=3)
+    snapshot["layers"][1] = {"name": "b", "lifecycle_state": "new", "runtime_state": {}}
+
+    async with compositor.enter(session_snapshot=snapshot) as run:
+        run.suspend_on_exit()
+
+    assert journal[:4] == ["a.resource_enter", "a.resume(visits=3)", "b.resource_enter", "b.create"]
+    assert run.session_snapshot is not None
+    visits = {e.name: e.runtime_state["visits"] for e in run.session_snapshot.layers}
+    assert visits == {"a": 4, "b": 1}

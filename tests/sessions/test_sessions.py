@@ -217,7 +217,11 @@ def test_retire_by_workflow_run_retires_each_active_session(api: Api) -> None:
     again = api.client.post(
         "/v1/sessions/retire", json={"workflow_run_id": "wr-1"}, headers=api.headers()
     )
-    assert again.json()["reports"] == []
+    # every session of the workflow run is reported, also those retired before
+    reports = again.json()["reports"]
+    assert sorted(r["result"] for r in reports) == ["already_cleaned", "already_cleaned"]
+    assert sorted(r["node_id"] for r in reports) == ["node-a", "node-b"]
+    assert again.json()["next_cursor"] is None
 
 
 def test_sessions_are_listed_with_filters_and_pages_and_scoped_to_the_tenant(api: Api) -> None:

@@ -10,7 +10,7 @@ def test_openapi_describes_each_layer_types_config(api: Api) -> None:
     schemas = spec["components"]["schemas"]
 
     mapping = schemas["RunLayerSpec"]["x-strata-layer-configs"]
-    for type_id in ("tools.mcp", "tools.http", "llm.anthropic", "llm.openai", "test.tools"):
+    for type_id in ("tools.mcp", "tools.http", "tools.external", "llm.anthropic", "llm.openai"):
         assert mapping[type_id] == {"$ref": f"#/components/schemas/LayerConfig.{type_id}"}
     assert "LayerConfig.<type>" in schemas["RunLayerSpec"]["properties"]["config"]["description"]
     mcp = schemas["LayerConfig.tools.mcp"]["properties"]
