@@ -246,17 +246,25 @@ def main() -> None:
                 time.sleep(0.1)
             key, _ = common.obtain_key(server, args.database_url, workdir)
             result = asyncio.run(measure(args, server, key))
-    print(f"in flight: {result['runs']} runs, model latency {result['model_latency_seconds']} s, "
-          f"{result['database']}")
-    print(f"  POST /v1/runs        {result['post_rate_per_second']} /s "
-          f"(target {result['target_post_rate'] or 'as fast as possible'}) "
-          f"over {result['posting_seconds']} s, errors {result['post_errors'] or 'none'}")
+    print(
+        f"in flight: {result['runs']} runs, model latency {result['model_latency_seconds']} s, "
+        f"{result['database']}"
+    )
+    print(
+        f"  POST /v1/runs        {result['post_rate_per_second']} /s "
+        f"(target {result['target_post_rate'] or 'as fast as possible'}) "
+        f"over {result['posting_seconds']} s, errors {result['post_errors'] or 'none'}"
+    )
     print(f"  peak in flight       {result['peak_running']} runs")
-    print(f"  RSS                  {result['rss_before_mib']} MiB → {result['rss_peak_mib']} MiB "
-          f"({result['rss_growth_kib_per_run_in_flight']} KiB per run in flight)")
-    print(f"  /healthz             p50 {result['healthz_ms']['p50']} ms, "
-          f"p99 {result['healthz_ms']['p99']} ms, max {result['healthz_ms']['max']} ms "
-          f"({result['healthz_ms']['count']} probes)")
+    print(
+        f"  RSS                  {result['rss_before_mib']} MiB → {result['rss_peak_mib']} MiB "
+        f"({result['rss_growth_kib_per_run_in_flight']} KiB per run in flight)"
+    )
+    print(
+        f"  /healthz             p50 {result['healthz_ms']['p50']} ms, "
+        f"p99 {result['healthz_ms']['p99']} ms, max {result['healthz_ms']['max']} ms "
+        f"({result['healthz_ms']['count']} probes)"
+    )
     print(f"  statuses             {result['statuses']}, worker_lost {result['worker_lost']}")
     print(f"  all ended after      {result['all_done_seconds']} s")
     print(json.dumps(result))

@@ -131,12 +131,22 @@ def main() -> None:
             thread.join(30)
     per_run = {name: round(count / args.runs, 2) for name, count in counts.most_common()}
     total = round(sum(counts.values()) / args.runs, 2)
-    print(f"statements per run ({'postgresql' if 'postgresql' in url else 'sqlite'}, "
-          f"{args.runs} runs, one client): {total}")
+    print(
+        f"statements per run ({'postgresql' if 'postgresql' in url else 'sqlite'}, "
+        f"{args.runs} runs, one client): {total}"
+    )
     for name, value in per_run.items():
         print(f"  {value:6.2f}  {name}")
-    print(json.dumps({"benchmark": "statements", "runs": args.runs, "per_run": per_run,
-                      "total_per_run": total}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "statements",
+                "runs": args.runs,
+                "per_run": per_run,
+                "total_per_run": total,
+            }
+        )
+    )
 
 
 def _one(client: httpx2.Client) -> None:

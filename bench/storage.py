@@ -148,8 +148,10 @@ def main() -> None:
         "bytes_by_table_per_run": {t: round(v / args.turns) for t, v in grown.items() if v},
         "last_snapshot_bytes": snapshot,
     }
-    print(f"{args.turns}-turn conversation: {result['bytes_per_run']} bytes stored per run "
-          f"(last snapshot {snapshot} bytes)")
+    print(
+        f"{args.turns}-turn conversation: {result['bytes_per_run']} bytes stored per run "
+        f"(last snapshot {snapshot} bytes)"
+    )
     for table, value in result["bytes_by_table_per_run"].items():
         print(f"  {value:8d}  {table}")
     print(json.dumps(result))
