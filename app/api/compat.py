@@ -25,11 +25,11 @@ from app.compat.schemas import (
     SeedCancelRunRequest,
     SeedCreateRunRequest,
     SeedError,
+    SeedErrorList,
     SeedEventPage,
     SeedRunCancelled,
     SeedRunCreated,
     SeedRunStatus,
-    SeedValidationError,
     dump,
 )
 from app.compat.translate import CURSOR_PATTERN, START_CURSOR, decode_cursor
@@ -63,7 +63,7 @@ _COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _error("Missing or invalid API key."),
     413: _error("The request body is too large."),
     422: {
-        "model": SeedValidationError,
+        "model": SeedErrorList,
         "description": "A parameter does not match the schema, or holds text no database "
         "can store (`invalid_characters`), or a cursor is not an event cursor.",
     },
@@ -109,7 +109,7 @@ RunId = Annotated[uuid.UUID, Depends(_run_uuid)]
         403: _FORBIDDEN,
         409: _error("The `idempotency_key` was used for a different request."),
         422: {
-            "model": SeedValidationError,
+            "model": SeedErrorList,
             "description": "The body does not match the schema, or the run cannot execute: "
             "each item's `type` is Strata's error code (`unknown_layer_type`, "
             "`snapshot_layers_mismatch`…), `loc` where, `ctx` the details.",
@@ -248,7 +248,7 @@ async def _stream_start(
     ),
     responses={
         code: _json_error(
-            "SeedValidationError" if code == 422 else "SeedError", str(entry["description"])
+            "SeedErrorList" if code == 422 else "SeedError", str(entry["description"])
         )
         for code, entry in _READ_ERRORS.items()
     },

@@ -202,17 +202,17 @@ class SeedError(BaseModel):
     detail: str
 
 
-class SeedValidationErrorItem(BaseModel):
+class SeedErrorItem(BaseModel):
     type: str = Field(description="A pydantic error type, or Strata's error code.")
     loc: list[str | int] = Field(description="Where: e.g. `['body', 'composition']`.")
     msg: str
     ctx: dict[str, Any] | None = Field(default=None, description="Strata's error details.")
 
 
-class SeedValidationError(BaseModel):
+class SeedErrorList(BaseModel):
     """422: FastAPI's list of validation errors (Strata's domain errors are items too)."""
 
-    detail: list[SeedValidationErrorItem]
+    detail: list[SeedErrorItem]
 
 
 def dump(model: BaseModel) -> str:
