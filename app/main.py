@@ -14,12 +14,13 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from app import __version__
-from app.api import agents, bindings, health, keys, node_runs, runs, sessions
+from app.api import agents, bindings, compat, health, keys, node_runs, runs, sessions
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.api.layer_docs import document_layer_configs
 from app.api.request_context import RequestContextMiddleware, bind_path_run_id
+from app.compat import PREFIX as SEED_PREFIX
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
 from app.layers import LayerRegistry
@@ -66,8 +67,11 @@ def create_app(
             "Agent-backend service: workflow engines post agent runs, workers execute them "
             "through the layer compositor, and every run ends in exactly one terminal state "
             "with a new session snapshot. Every `/v1` route needs `Authorization: Bearer <key>`. "
-            'Errors have one shape: `{"error": {"code", "message", "details"}}`.'
+            'Errors have one shape: `{"error": {"code", "message", "details"}}`. The seed '
+            f"system's run protocol is served on `{SEED_PREFIX}` with the same keys; its "
+            'errors are `{"detail": …}`.'
         ),
+        openapi_tags=[{"name": compat.TAG, "description": compat.TAG_DESCRIPTION}],
         lifespan=lifespan,
         # FastAPI's own pages load from public CDNs; `install_docs` serves offline ones.
         docs_url=None,
@@ -91,6 +95,8 @@ def create_app(
         app.include_router(
             router, responses=COMMON_ERRORS, dependencies=[Depends(bind_path_run_id)]
         )
+    # The seed protocol declares its own error responses, in its own shape.
+    app.include_router(compat.router, dependencies=[Depends(bind_path_run_id)])
     install_docs(app)
     document_layer_configs(app, app.state.registry)
     return app

@@ -1,4 +1,5 @@
-"""Request body size cap: bodies above `max_body_bytes` get 413 in the API's error shape.
+"""Request body size cap: bodies above `max_body_bytes` get 413 in the API's error shape (the
+seed protocol's under its prefix, see `app.api.errors.render_error`).
 
 Starlette's own limit answers in plain text; this one keeps every error body JSON. It rejects
 early on `Content-Length` and also counts streamed (chunked) bodies as they arrive. The error a
@@ -11,7 +12,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import error_response
+from app.api.errors import render_error
 
 
 class _TooLarge(HTTPException):
@@ -59,7 +60,8 @@ class BodySizeLimitMiddleware:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
+        response = render_error(
+            scope["path"],
             413,
             "payload_too_large",
             f"the request body exceeds {self.max_body_bytes} bytes",

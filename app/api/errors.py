@@ -11,6 +11,11 @@ body) keep their status with a code derived from it. Anything else is a bug: 500
 `internal_error` and nothing of the exception in the body (it is logged instead), answered by
 `UnhandledErrorMiddleware` on a connection that stays usable. A database
 that cannot be reached answers 503 with code `database_unavailable` and `Retry-After`, never 500.
+
+Under the seed protocol's prefix (`app.compat.PREFIX`) the same errors, with the same statuses and
+headers, are rendered in that protocol's shape instead, FastAPI's `{"detail": …}`
+(`app.compat.errors.detail_body`); `render_error` picks the shape from the request path, for the
+handlers here and for the middlewares that answer before routing (body size, unhandled errors).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.compat import under_prefix
+from app.compat.errors import detail_body
 from app.db import is_database_unavailable
 from app.errors import AppError
 
@@ -69,6 +76,22 @@ def error_response(
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
+def render_error(
+    path: str,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error response in the shape the request path's protocol uses: Strata's, or the seed
+    protocol's `{"detail": …}` under its prefix."""
+    if under_prefix(path):
+        body = detail_body(status, code, message, details)
+        return JSONResponse(body, status_code=status, headers=headers)
+    return error_response(status, code, message, details, headers)
+
+
 def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for error in errors:
@@ -83,12 +106,15 @@ def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return render_error(
+            request.url.path, exc.status_code, exc.code, exc.message, exc.details, exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render_error(
+            request.url.path,
             422,
             "request_invalid",
             "the request does not match the schema",
@@ -96,10 +122,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return error_response(
-            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
+        return render_error(
+            request.url.path,
+            exc.status_code,
+            code,
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
         )
 
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -121,14 +151,15 @@ def unexpected_error_response(path: str, exc: BaseException) -> JSONResponse:
     """
     if is_database_unavailable(exc):
         log.warning("database_unavailable", path=path, error_class=type(exc).__name__)
-        return error_response(
+        return render_error(
+            path,
             503,
             "database_unavailable",
             "the database cannot be reached; retry later",
             headers={"Retry-After": "1"},
         )
     log.error("unhandled_error", path=path, error_class=type(exc).__name__, exc_info=exc)
-    return error_response(500, "internal_error", "internal server error")
+    return render_error(path, 500, "internal_error", "internal server error")
 
 
 class UnhandledErrorMiddleware:
