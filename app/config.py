@@ -128,7 +128,12 @@ class Settings(BaseSettings):
         description="Bearer token `/metrics` requires (an operator's, not a tenant's key); "
         "unset, `/metrics` answers 404.",
     )
-    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="PostgreSQL connections per process (a fixed pool: work beyond it waits "
+        "for a connection, up to STRATA_DB_CONNECT_TIMEOUT_SECONDS, instead of opening more).",
+    )
     db_connect_timeout_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -94,9 +94,9 @@ def create_engine(
 
     SQLite: connections from `app.sqlite_driver` (calls run on the event loop's thread), and
     `BEGIN IMMEDIATE` for transactions that may write, `BEGIN` for read-only ones (`read_only`).
-    PostgreSQL: a bounded pool; a connection broken by a server restart fails its statement
-    once (503) and the pool is invalidated, so no round trip per checkout is spent on a ping
-    (`pre_ping` turns it on).
+    PostgreSQL: a fixed pool of `pool_size` connections; a connection broken by a server
+    restart fails its statement once (503) and the pool is invalidated, so no round trip per
+    checkout is spent on a ping (`pre_ping` turns it on).
     """
     if is_sqlite_url(url):
         from app.sqlite_driver import async_creator
@@ -116,7 +116,10 @@ def create_engine(
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: a connection opened past the pool is closed again when returned, so a
+        # load above the pool size paid a connect (TLS attempt, authentication, a server
+        # process) per transaction; waiting for a pooled connection is far cheaper.
+        max_overflow=0,
         pool_pre_ping=pre_ping,
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout},
