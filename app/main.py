@@ -20,6 +20,7 @@ from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.api.layer_docs import document_layer_configs
 from app.api.request_context import RequestContextMiddleware, bind_path_run_id
+from app.api.ui import install_ui
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
 from app.layers import LayerRegistry
@@ -92,5 +93,6 @@ def create_app(
             router, responses=COMMON_ERRORS, dependencies=[Depends(bind_path_run_id)]
         )
     install_docs(app)
+    install_ui(app)
     document_layer_configs(app, app.state.registry)
     return app
