@@ -8,6 +8,7 @@ shows when there is nothing to show or when the API refuses a request.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -179,7 +180,7 @@ def test_a_dropped_event_stream_resumes_after_the_last_event_without_gaps(
             return
         # The first connection delivers two events and breaks off: the page must reconnect.
         frames = "".join(
-            f"id: {event['seq']}\nevent: {event['type']}\ndata: {_json(event)}\n\n"
+            f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
             for event in first
         )
         route.fulfill(status=200, content_type="text/event-stream", body=frames)
@@ -197,10 +198,41 @@ def test_a_dropped_event_stream_resumes_after_the_last_event_without_gaps(
     assert shown == stored == list(range(1, len(stored) + 1))
 
 
-def _json(value: Any) -> str:
-    import json
+def test_the_runs_list_pages_and_sends_its_filters_to_the_api(
+    watched: Page, live_server: LiveServer
+) -> None:
+    page = watched
+    ids = [_post(live_server, chat(f"run {i}"))["id"] for i in range(27)]
+    for run_id in ids:
+        _wait(live_server, run_id)
+    _sign_in(page, live_server)
 
-    return json.dumps(value)
+    rows = page.locator("#runs-list tr[data-run-id]")
+    expect(rows).to_have_count(25)
+    assert rows.first.get_attribute("data-run-id") == ids[-1]  # newest first
+    page.click("#older-runs")
+    expect(rows).to_have_count(2)
+    assert [rows.nth(i).get_attribute("data-run-id") for i in range(2)] == [ids[1], ids[0]]
+    page.get_by_role("link", name="« Newest").click()
+    expect(rows).to_have_count(25)
+
+    page.select_option("#filter-status", "succeeded")
+    page.fill("#filter-workflow-run", "wr-7")
+    page.fill("#filter-created-after", "2026-01-02T03:04")
+    page.fill("#filter-created-before", "2099-01-02T03:04")
+    with page.expect_request(lambda r: "/v1/runs?" in r.url and "workflow_run_id" in r.url) as sent:
+        page.click("#run-filters button[type=submit]")
+
+    query = httpx2.URL(sent.value.url).params
+    assert query.get("status") == "succeeded"
+    assert query.get("workflow_run_id") == "wr-7"
+    local_to_utc = "value => new Date(value).toISOString()"
+    assert query.get("created_after") == page.evaluate(local_to_utc, "2026-01-02T03:04")
+    assert query.get("created_before") == page.evaluate(local_to_utc, "2099-01-02T03:04")
+    assert "workflow_run_id=wr-7" in page.url
+    page.reload()  # the filters live in the URL: a reload keeps them
+    expect(page.locator("#filter-status")).to_have_value("succeeded")
+    expect(page.locator("#filter-created-after")).to_have_value("2026-01-02T03:04")
 
 
 def test_sessions_and_a_workflow_run_with_its_runs_and_retiring_a_session(
