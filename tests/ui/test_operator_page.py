@@ -290,6 +290,7 @@ def test_every_view_says_what_it_shows_when_there_is_nothing_or_the_api_refuses(
 
     page.goto(f"{live_server.base_url}/ui#/runs/0190d8c4-0000-7000-8000-000000000000")
     expect(page.locator(".error")).to_contain_text("404 run_not_found")
+    expect(page.locator("#no-events")).to_have_text("No events: there is no such run.")
 
     # A filter the API refuses is shown with the API's code and the field it names.
     page.goto(f"{live_server.base_url}/ui#/runs?status=bogus")

@@ -334,12 +334,14 @@ function runView(main, runId) {
       : h("p", { class: "empty" }, TERMINAL_STATUSES.has(run.status)
         ? "No snapshot: the run ended without one." : "No snapshot yet: it is written when the run ends."));
   };
-  const refresh = async () => {
+  const refresh = async () => {  // the error, if the run could not be read
     try {
       run = await call(path, { signal: stop.signal });
       paint();
+      return null;
     } catch (error) {
       showError(facts, error);
+      return error;
     }
   };
   cancel.addEventListener("click", async () => {
@@ -367,14 +369,22 @@ function runView(main, runId) {
       h("td", {}, h("code", {}, event.type)), h("td", { class: "data" }, shown)));
     if (event.type.startsWith("run_")) refresh();
   };
-  refresh().then(() => followEvents(runId, stop.signal, addEvent, (state, error) => {
+  const showStreamState = (state, error) => {
     streamState.className = `stream stream-${state}`;
     streamState.textContent = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", ended: "ended" }[state] || "stopped";
     if (error) {
       noEvents.hidden = false;
       showError(noEvents, error);
     }
-  }));
+  };
+  refresh().then((error) => {
+    if (error && error.status === 404) {
+      streamState.textContent = "";
+      noEvents.textContent = "No events: there is no such run.";
+      return;
+    }
+    followEvents(runId, stop.signal, addEvent, showStreamState);
+  });
 }
 
 // --- server-sent events over fetch --------------------------------------------------------------
