@@ -5,11 +5,13 @@ strata worker                a worker process only
 strata migrate               upgrade the database schema to head
 strata workers               the live worker processes and the runs each executes
 strata keys create|list|revoke  (roles: admin, runner, reader)
+strata retention run         delete old terminal runs and their events now
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -28,6 +30,8 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+retention_cli = typer.Typer(help="Delete old terminal runs and their events.", no_args_is_help=True)
+cli.add_typer(retention_cli, name="retention")
 cli.add_typer(runs_cli, name="runs")
 
 T = TypeVar("T")
@@ -305,6 +309,56 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id.")]) ->
         typer.echo("no active key with that id", err=True)
         raise typer.Exit(code=1)
     typer.echo("revoked")
+
+
+@retention_cli.command("run")
+def retention_run(
+    days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Delete runs that finished more than this many days ago "
+            "[STRATA_RETENTION_DAYS]; 0 deletes nothing.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, max=10_000, help="Runs per transaction [STRATA_RETENTION_BATCH_SIZE]."),
+    ] = None,
+) -> None:
+    """Run one retention pass now and print what it deleted (JSON).
+
+    Deletes terminal runs (with their events) that finished before the cutoff, except the latest
+    snapshot of a session that is not cleaned and a snapshot a queued or running run starts
+    from; in batches, each its own transaction. Safe beside running workers and servers.
+    """
+    from app.db import Database
+    from app.notifier import LocalNotifier
+    from app.retention import run_retention
+
+    settings = get_settings()
+    days = settings.retention_days if days is None else days
+    size = settings.retention_batch_size if batch_size is None else batch_size
+
+    async def _main() -> Any:
+        db = Database(settings.database_url, LocalNotifier(), pool_size=1)
+        try:
+            return await run_retention(db, days=days, batch_size=size)
+        finally:
+            await db.close()
+
+    result = asyncio.run(_main())
+    typer.echo(
+        json.dumps(
+            {
+                "runs_deleted": result.runs_deleted,
+                "events_deleted": result.events_deleted,
+                "finished_before": result.cutoff.isoformat() if result.cutoff else None,
+            }
+        )
+    )
+    if result.cutoff is None:
+        typer.echo("retention is off (days is 0): nothing deleted", err=True)
 
 
 def main() -> None:

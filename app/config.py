@@ -168,6 +168,24 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="How long in-flight runs may finish on shutdown."
     )
 
+    # --- retention -----------------------------------------------------------------------
+    retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Terminal runs that finished more than this many days ago are deleted with "
+        "their events (by every worker, and by `strata retention run`); 0 keeps runs forever.",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often each worker runs a retention pass."
+    )
+    retention_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Runs deleted per transaction: each batch commits on its own, so no lock "
+        "is held for long.",
+    )
+
     # --- runs ----------------------------------------------------------------------------
     run_max_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="Cap (and default) for a run's wall-clock timeout."

@@ -20,6 +20,7 @@ from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.api.layer_docs import document_layer_configs
 from app.api.request_context import RequestContextMiddleware, bind_path_run_id
+from app.api.ui import install_ui
 from app.compat import PREFIX as SEED_PREFIX
 from app.compositor import LayerProvider
 from app.config import Settings, get_settings
@@ -98,5 +99,6 @@ def create_app(
     # The seed protocol declares its own error responses, in its own shape.
     app.include_router(compat.router, dependencies=[Depends(bind_path_run_id)])
     install_docs(app)
+    install_ui(app)
     document_layer_configs(app, app.state.registry)
     return app

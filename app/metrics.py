@@ -1,7 +1,8 @@
 """Prometheus metrics of one process, on a registry of its own (several apps may share a
 process in tests, and each must count only itself).
 
-Process-local series (this worker): runs finished by status, run durations, runs in flight.
+Process-local series (this worker): runs finished by status, run durations, runs in flight,
+runs and events its retention passes deleted.
 Database-wide gauges (all processes): runs by status, queue depth, and the live workers with the
 runs each executes, refreshed at each scrape.
 """
@@ -53,6 +54,16 @@ class Metrics:
         self.workers_live = Gauge(
             "strata_workers_live",
             "Worker processes whose heartbeat is fresher than the lease (all processes).",
+            registry=self.registry,
+        )
+        self.retention_runs_deleted = Counter(
+            "strata_retention_runs_deleted_total",
+            "Terminal runs this process's retention passes deleted (STRATA_RETENTION_DAYS).",
+            registry=self.registry,
+        )
+        self.retention_events_deleted = Counter(
+            "strata_retention_events_deleted_total",
+            "Events deleted with those runs.",
             registry=self.registry,
         )
         self.worker_runs = Gauge(

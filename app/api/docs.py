@@ -33,21 +33,30 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 STATIC_PATH = "/static"
 
+
+def content_security_policy(*, inline: bool) -> str:
+    """A policy that keeps every fetch on this origin (plus `data:` images and fonts, and
+    `blob:` workers). `inline=True` also allows inline scripts and styles, which the vendored
+    documentation pages need; the operator page (`app.api.ui`) runs without them."""
+    inline_source = " 'unsafe-inline'" if inline else ""
+    return (
+        "default-src 'self'; "
+        f"script-src 'self'{inline_source}; "
+        f"style-src 'self'{inline_source}; "
+        "img-src 'self' data:; "
+        "font-src 'self' data:; "
+        "connect-src 'self'; "
+        "worker-src 'self' blob:; "
+        "object-src 'none'; "
+        "base-uri 'self'; "
+        "form-action 'self'; "
+        "frame-ancestors 'self'"
+    )
+
+
 # 'unsafe-inline' scripts: both pages start their library with an inline <script>; styles: both
 # libraries set inline styles. Everything else may only come from this origin.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; "
-    "script-src 'self' 'unsafe-inline'; "
-    "style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; "
-    "font-src 'self' data:; "
-    "connect-src 'self'; "
-    "worker-src 'self' blob:; "
-    "object-src 'none'; "
-    "base-uri 'self'; "
-    "form-action 'self'; "
-    "frame-ancestors 'self'"
-)
+CONTENT_SECURITY_POLICY = content_security_policy(inline=True)
 
 _HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
 

@@ -104,6 +104,20 @@ class Run(Base):
             sqlite_where=sa.text("lease_owner IS NOT NULL"),
             postgresql_where=sa.text("lease_owner IS NOT NULL"),
         ),
+        # retention: the oldest finished runs first (`app.retention`); only terminal runs
+        sa.Index(
+            None,
+            "finished_at",
+            sqlite_where=sa.text("finished_at IS NOT NULL"),
+            postgresql_where=sa.text("finished_at IS NOT NULL"),
+        ),
+        # retention: is this run the snapshot a queued or running run starts from?
+        sa.Index(
+            None,
+            "snapshot_in_run_id",
+            sqlite_where=sa.text("snapshot_in_run_id IS NOT NULL"),
+            postgresql_where=sa.text("snapshot_in_run_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = id_column()

@@ -67,6 +67,13 @@ class WorkflowAgentRuntimeSession(Base):
             "workflow_run_id",
             "status",
         ),
+        # retention: is this run the latest snapshot of a session?
+        sa.Index(
+            "ix_workflow_agent_runtime_sessions_snapshot_run_id",
+            "snapshot_run_id",
+            sqlite_where=sa.text("snapshot_run_id IS NOT NULL"),
+            postgresql_where=sa.text("snapshot_run_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = id_column()

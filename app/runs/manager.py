@@ -23,6 +23,8 @@ One `Worker` per process that executes runs (the embedded `strata serve`, or `st
   conditions) settles runs whose worker's heartbeat is older than `lease_seconds` or whose worker
   row is gone, never its own: `worker_lost`, or a new attempt when the request allowed a retry,
   or `cancelled` when a cancel was pending.
+- **Retention.** `app.retention.retention_loop` (every worker; safe concurrently) deletes old
+  terminal runs and their events every `retention_interval_seconds`.
 - **Shutdown is not a cancel.** `stop()` stops claiming, lets runs finish for
   `shutdown_grace_seconds`, then stops the rest with reason `shutdown`: their layers exit with
   SUSPEND, and each run is queued again as its next attempt when its retry policy allows, or
@@ -53,6 +55,7 @@ from app.metrics import Metrics
 from app.models import RunPurpose, RunStatus
 from app.models.base import utcnow
 from app.notifier import QUEUE_TOPIC, Notifier, hand_off, notify, run_topic
+from app.retention import retention_loop
 from app.runs import repository
 from app.runs.outcome import ErrorType, RunOutcome, cancelled_outcome
 from app.runs.policy import SessionPolicy
@@ -316,6 +319,9 @@ class Worker:
             "claim": asyncio.create_task(self._claim_loop(), name="strata-claim"),
             "heartbeat": asyncio.create_task(self._heartbeat_loop(), name="strata-heartbeat"),
             "sweep": asyncio.create_task(self._sweep_loop(), name="strata-sweep"),
+            "retention": asyncio.create_task(
+                retention_loop(self.db, self.settings, self.metrics), name="strata-retention"
+            ),
         }
         log.info("worker_started", owner=self.owner, concurrency=self.settings.worker_concurrency)
 
@@ -339,7 +345,7 @@ class Worker:
             task.cancel()
         if stuck:
             await asyncio.wait(stuck, timeout=5.0)
-        for name in ("heartbeat", "sweep"):
+        for name in ("heartbeat", "sweep", "retention"):
             await _cancel_and_wait(self._loops.pop(name, None))
         background = list(self._background.tasks)
         if background:

@@ -172,8 +172,16 @@ def pages(api: Api) -> dict[str, str]:
     return discover_pages(api.client, api.headers())
 
 
-def test_the_crawl_finds_the_api_docs_pages(pages: dict[str, str]) -> None:
-    assert {"/docs", "/redoc"} <= set(pages)
+def test_the_crawl_finds_the_api_docs_pages_and_the_operator_page(pages: dict[str, str]) -> None:
+    assert {"/docs", "/redoc", "/ui"} <= set(pages)
+
+
+def test_the_operator_page_runs_no_inline_script_or_style(api: Api, pages: dict[str, str]) -> None:
+    policy = api.client.get("/ui").headers["content-security-policy"]
+    directives = {name: sources for name, *sources in (p.split() for p in policy.split(";"))}
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert "<script>" not in pages["/ui"] and "style=" not in pages["/ui"]
 
 
 def test_no_page_references_anything_from_another_host(pages: dict[str, str]) -> None:
@@ -218,6 +226,8 @@ def test_every_asset_a_page_loads_answers_with_its_content_type(
         "/static/redoc/redoc.standalone.js",
         "/static/favicon.svg",
         "/openapi.json",
+        "/static/ui/app.js",
+        "/static/ui/app.css",
     } <= set(checked)
 
 
@@ -269,10 +279,16 @@ def test_pages_and_assets_respect_the_root_path() -> None:
 
     docs = client.get("/docs").text
     redoc = client.get("/redoc").text
+    ui = client.get("/ui").text
 
     assert 'src="/strata/static/swagger-ui/swagger-ui-bundle.js"' in docs
     assert "url: '/strata/openapi.json'" in docs
     assert 'src="/strata/static/redoc/redoc.standalone.js"' in redoc
+    # the operator page's references are relative: below /strata/ui they resolve under /strata
+    assert 'src="static/ui/app.js"' in ui
+    assert urljoin("http://testserver/strata/ui", "static/ui/app.js").endswith(
+        "/strata/static/ui/app.js"
+    )
 
 
 def test_the_vendored_files_are_the_recorded_releases() -> None:

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _expected_role(method: str, path: str) -> str:
-    if path in {"/healthz", "/readyz", "/metrics", "/docs", "/redoc"}:
+    if path in {"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/ui"}:
         return "public"
     if path.startswith("/v1/keys"):
         return "admin"
