@@ -157,7 +157,12 @@ async def measure(args: argparse.Namespace, server: common.Server, key: str) -> 
                 index = await queue.get()
                 if index is None:
                     return
-                response = await client.post("/v1/runs", json=body(args.latency, index))
+                try:
+                    response = await client.post("/v1/runs", json=body(args.latency, index))
+                except httpx2.TransportError as error:  # counted, not fatal: the report says
+                    key_ = f"transport {type(error).__name__}"
+                    errors[key_] = errors.get(key_, 0) + 1
+                    continue
                 if response.status_code != 202:
                     key_ = f"{response.status_code} {response.text[:120]}"
                     errors[key_] = errors.get(key_, 0) + 1
