@@ -46,9 +46,11 @@ def test_five_hundred_runs_in_flight_keep_their_worker_alive_on_a_short_lease(
         "STRATA_SWEEP_SECONDS": "0.2",
     }
     api = fleet.start_api(**timings)
-    busy = fleet.start_worker("busy", STRATA_WORKER_CONCURRENCY="600", **timings)
     http = client(api.base_url, key)
-    ids = _post_all(http, [chat(f"job {i}", llm={"latency_seconds": 4}) for i in range(500)])
+    # queued before the worker starts, so it holds all of them at once however slowly they were
+    # posted (a loaded CI machine posts 500 runs in more than a run's latency)
+    ids = _post_all(http, [chat(f"job {i}", llm={"latency_seconds": 6}) for i in range(500)])
+    busy = fleet.start_worker("busy", STRATA_WORKER_CONCURRENCY="600", **timings)
     wait_until(
         lambda: sum(r["status"] == "running" for r in _runs(database_url).values()) == 500,
         30,

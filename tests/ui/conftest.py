@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.ui.browser import CHROMIUM_ARGS, find_chromium
+
+# What a user waits for (a list refresh every 3 s, a run's events) can take several seconds on a
+# loaded CI machine; assertions wait as long as actions do.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
