@@ -23,6 +23,7 @@ from app.models.run import TERMINAL_RUN_STATUSES, Run, RunEvent, RunPurpose, Run
 from app.models.runtime_session import RuntimeSessionStatus, WorkflowAgentRuntimeSession
 from app.models.tenant import Tenant
 from app.models.worker import Worker
+from app.models.workflow_run import WorkflowRun, WorkflowRunAgentVersion, WorkflowRunStatus
 
 __all__ = [
     "DEFAULT_AGENT_KIND",
@@ -51,6 +52,9 @@ __all__ = [
     "Worker",
     "WorkflowAgentNodeBinding",
     "WorkflowAgentRuntimeSession",
+    "WorkflowRun",
+    "WorkflowRunAgentVersion",
+    "WorkflowRunStatus",
     "new_id",
     "utcnow",
 ]

@@ -20,6 +20,8 @@ TENANT_OWNED_TABLES = {
     "workflow_agent_runtime_sessions",
     "runs",
     "run_events",
+    "workflow_runs",
+    "workflow_run_agent_versions",
 }
 POSTGRES_MAX_IDENTIFIER_LENGTH = 63
 
