@@ -14,7 +14,17 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from app import __version__
-from app.api import agents, bindings, compat, health, keys, node_runs, runs, sessions
+from app.api import (
+    agents,
+    bindings,
+    compat,
+    health,
+    keys,
+    node_runs,
+    runs,
+    sessions,
+    workflow_runs,
+)
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
@@ -72,7 +82,10 @@ def create_app(
             f"system's run protocol is served on `{SEED_PREFIX}` with the same keys; its "
             'errors are `{"detail": …}`.'
         ),
-        openapi_tags=[{"name": compat.TAG, "description": compat.TAG_DESCRIPTION}],
+        openapi_tags=[
+            {"name": workflow_runs.TAG, "description": workflow_runs.TAG_DESCRIPTION},
+            {"name": compat.TAG, "description": compat.TAG_DESCRIPTION},
+        ],
         lifespan=lifespan,
         # FastAPI's own pages load from public CDNs; `install_docs` serves offline ones.
         docs_url=None,
@@ -91,6 +104,7 @@ def create_app(
         agents.router,
         bindings.router,
         node_runs.router,
+        workflow_runs.router,
         keys.router,
     ):
         app.include_router(

@@ -45,7 +45,8 @@ class SessionPolicy(Protocol):
         scope: SessionScope,
         inline_snapshot: dict[str, Any] | None,
     ) -> ResolvedSnapshot:
-        """The snapshot a run on `scope` starts from (read only; `occupy` re-checks it)."""
+        """The snapshot a run on `scope` starts from (read only; `occupy` re-checks it). Raises
+        `Conflict` (`workflow_run_closed`) when the scope's workflow run is closed."""
 
     async def occupy(
         self,
@@ -58,7 +59,8 @@ class SessionPolicy(Protocol):
     ) -> uuid.UUID:
         """Make `run_id` the session's run in flight; the session's id. Raises `Conflict`
         (`session_busy`) when another run is in flight or the session changed since
-        `resolve_snapshot`."""
+        `resolve_snapshot`, and (`workflow_run_closed`) when the scope's workflow run is closed,
+        checked atomically with occupying the session."""
 
     async def on_run_terminal(
         self, session: AsyncSession, run: TerminalRun, outcome: RunOutcome

@@ -17,6 +17,12 @@ ACTIVE snapshot (`snapshot_run_id`) and holds `current_run_id`, the one run allo
 - A layer a run closed (DELETE) starts fresh in the session's next run (`reopen_closed`).
 - A run on a `cleaned` scope starts fresh: the row becomes ACTIVE again without a snapshot; an
   inline snapshot on it is refused (`session_retired`).
+- A run on a scope of a *closed* workflow run is refused (409 `workflow_run_closed`).
+  `resolve_snapshot` checks it early (no lock, so a 409 comes before any 422); `occupy` checks
+  it again under a share lock on the workflow run's row (inserting the row, `open`, for the
+  first run of a workflow run), in the transaction that occupies the session. A close updates
+  that row first, so a run racing it either committed before (and the close sees and retires
+  its session) or reads `closed`: no run reactivates a session that the close cleaned.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, ValidationFailed
-from app.models import RunStatus, RuntimeSessionStatus
+from app.models import RunStatus, RuntimeSessionStatus, WorkflowRunStatus
 from app.models.base import new_id, utcnow
 from app.notifier import notify, session_topic
 from app.runs.outcome import ErrorType, RunOutcome
@@ -51,6 +57,14 @@ def _busy(row: Any) -> Conflict:
     )
 
 
+def workflow_run_closed(workflow_run_id: str) -> Conflict:
+    return Conflict(
+        f"workflow run {workflow_run_id!r} is closed; it accepts no new runs",
+        code="workflow_run_closed",
+        details={"workflow_run_id": workflow_run_id},
+    )
+
+
 class SessionStore:
     """Runtime sessions as seen by runs (implements `app.runs.policy.SessionPolicy`)."""
 
@@ -62,7 +76,11 @@ class SessionStore:
         inline_snapshot: dict[str, Any] | None,
     ) -> ResolvedSnapshot:
         """The session's latest snapshot wins; a request may repeat it inline, but an inline
-        snapshot that differs from it is `session_snapshot_conflict` (422)."""
+        snapshot that differs from it is `session_snapshot_conflict` (422). A closed workflow run
+        is `workflow_run_closed` (409)."""
+        workflow_run = await repository.get_workflow_run(session, tenant_id, scope.workflow_run_id)
+        if workflow_run is not None and workflow_run.status == WorkflowRunStatus.CLOSED:
+            raise workflow_run_closed(scope.workflow_run_id)
         row = await repository.find_by_scope(session, tenant_id, scope)
         if row is None:
             return ResolvedSnapshot(inline_snapshot, None)
@@ -101,6 +119,9 @@ class SessionStore:
         expected: ResolvedSnapshot,
     ) -> uuid.UUID:
         now = utcnow()
+        status = await repository.hold_workflow_run(session, tenant_id, scope.workflow_run_id, now)
+        if status == WorkflowRunStatus.CLOSED:
+            raise workflow_run_closed(scope.workflow_run_id)
         row = await repository.lock_by_scope(session, tenant_id, scope)
         if row is None:
             new_session = new_id()

@@ -136,16 +136,20 @@ class Retirer:
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + min(wait_seconds, self.settings.wait_max_seconds)
+        seen_active = False
         async with self.notifier.subscribe(session_topic(session_id)) as wake:
             while True:
                 row = await self.db.read(get_session, self.principal, session_id)
-                where = {"session_id": row.id, "node_id": row.node_id, "binding_id": row.binding_id}
+                where = {
+                    "session_id": row.id,
+                    "node_id": row.node_id,
+                    "binding_id": row.binding_id,
+                    "agent_id": row.agent_id,
+                    "last_run_id": row.backend_run_id,
+                }
                 if row.status is RuntimeSessionStatus.CLEANED:
-                    return RetireReport(
-                        **where,
-                        result=RetireResult.ALREADY_CLEANED,
-                        cleanup_run_id=row.cleanup_run_id,
-                    )
+                    return _cleaned_report(row, where, during_this_call=seen_active)
+                seen_active = True
                 if row.current_run_id is None:
                     try:
                         started = await self.db.write(self._start_cleanup, row.id)
@@ -246,6 +250,26 @@ class Retirer:
             cleanup_run_id=run_id,
             reason=run.error or str(run.status),
         )
+
+
+def _cleaned_report(
+    row: SessionRead, where: dict[str, Any], *, during_this_call: bool
+) -> RetireReport:
+    """The report of a session found `cleaned`: `already_cleaned` when it was so at the first
+    look, `cleaned` when it became so while this call waited (its run in flight ended and
+    released every layer, e.g. a cancelled one, or a concurrent retire cleaned it)."""
+    if not during_this_call:
+        return RetireReport(
+            **where, result=RetireResult.ALREADY_CLEANED, cleanup_run_id=row.cleanup_run_id
+        )
+    reason = (
+        None
+        if row.cleanup_run_id is not None
+        else f"run {row.backend_run_id} ended and released every layer"
+    )
+    return RetireReport(
+        **where, result=RetireResult.CLEANED, cleanup_run_id=row.cleanup_run_id, reason=reason
+    )
 
 
 def cleanup_request(row: Any, snapshot: dict[str, Any] | None) -> CreateRunRequest | None:
