@@ -41,6 +41,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import orjson
 import structlog
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -354,3 +355,12 @@ class Database:
                 outbox(session).truncate(mark)
                 results.append((item, False, error))
         return results
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The `insert` construct of this session's database (PostgreSQL's or SQLite's), which has
+    `on_conflict_do_nothing` / `on_conflict_do_update`: first writers of a unique key then never
+    fail on it, on both databases, without a savepoint and a retry."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert

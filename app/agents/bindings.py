@@ -302,6 +302,14 @@ async def delete_binding(session: AsyncSession, principal: Principal, address: N
     await session.flush()
 
 
+def _copied_pin(
+    binding: WorkflowAgentNodeBinding, resolved: AgentConfigSnapshot | None, *, pin: bool
+) -> uuid.UUID | None:
+    if binding.current_snapshot_id is not None or not pin or resolved is None:
+        return binding.current_snapshot_id
+    return resolved.id
+
+
 async def copy_bindings(
     session: AsyncSession,
     principal: Principal,
@@ -311,9 +319,11 @@ async def copy_bindings(
 ) -> BindingList:
     """Copy every binding of a workflow version to `request.target_version`, all or nothing.
 
-    Copies keep the agent, pin, type, app id and job config. A target version that already has
-    bindings is 409 `bindings_exist` unless `replace`, which deletes them first (an empty source
-    then leaves the target empty). Copying a version onto itself is 422 `same_workflow_version`.
+    Copies keep the agent, pin, type, app id and job config; with `pin_followers`, a binding
+    that follows its agent is pinned in the copy to the snapshot it resolves to now (the agent's
+    active one). A target version that already has bindings is 409 `bindings_exist` unless
+    `replace`, which deletes them first (an empty source then leaves the target empty). Copying
+    a version onto itself is 422 `same_workflow_version`.
     """
     target = request.target_version
     if target == workflow_version:
@@ -343,12 +353,12 @@ async def copy_bindings(
             node_id=binding.node_id,
             binding_type=binding.binding_type,
             agent_id=binding.agent_id,
-            current_snapshot_id=binding.current_snapshot_id,
+            current_snapshot_id=_copied_pin(binding, resolved, pin=request.pin_followers),
             node_job_config=binding.node_job_config,
             created_by=actor(principal),
             updated_by=actor(principal),
         )
-        for binding, _ in sources
+        for binding, resolved in sources
     ]
     try:
         async with session.begin_nested():

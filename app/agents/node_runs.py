@@ -16,23 +16,36 @@ next node run of the same workflow run resumes the session's snapshot:
 
 The run is attached to the runtime-session scope (workflow run, node, binding, agent), so
 sessions resume, retire and report busy exactly as for any session-scoped run. Errors: 404
-`binding_not_found`; 422 `agent_model_not_configured` when the soul names no model (and every
-other run validation error, e.g. `unknown_model_provider`).
+`binding_not_found`; 409 `workflow_run_closed`; 422 `agent_model_not_configured` when the soul
+names no model (and every other run validation error, e.g. `unknown_model_provider`).
+
+**One agent version per workflow run.** A binding that pins no snapshot follows its agent; the
+first node run of a workflow run that resolves such a binding fixes the agent's snapshot it
+resolved to (`workflow_run_agent_versions`), and every later node run of that workflow run, on
+any node following the same agent, uses that snapshot. Editing the agent therefore never changes
+the composition under a live session (a new `ask_human` layer would not match the session's
+snapshot; a new prompt would silently switch the conversation); the edit applies from the next
+workflow run. The version is fixed in the transaction that queues the node run (after its
+session is occupied, so a closed workflow run fixes nothing), first writer wins: a node run that
+loses that race to a concurrent one is built again with the winner's snapshot.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agents import repository
 from app.agents.bindings import ResolvedBinding, resolve_binding
 from app.config import ModelProviderKind, ModelProviderSettings, Settings
 from app.db import Database
-from app.errors import ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.keys import Principal
 from app.layers import TEST_PROVIDER, LayerRegistry
 from app.runs import service as runs
@@ -243,6 +256,56 @@ def _type_schema(kind: OutputType) -> dict[str, Any]:
     return {"type": kind.value}
 
 
+class _VersionRaced(Exception):
+    """A concurrent node run of the workflow run fixed another snapshot of the agent first."""
+
+
+class _FixVersion:
+    """The insert hook that fixes the snapshot a following binding resolved to (see the module
+    docstring); raises `_VersionRaced` when another one was fixed first."""
+
+    def __init__(
+        self, tenant_id: uuid.UUID, workflow_run_id: str, resolved: ResolvedBinding
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.workflow_run_id = workflow_run_id
+        self.agent_id = resolved.agent.id
+        self.snapshot_id = resolved.snapshot.id
+
+    async def __call__(self, session: AsyncSession) -> None:
+        fixed = await repository.fix_snapshot(
+            session, self.tenant_id, self.workflow_run_id, self.agent_id, self.snapshot_id
+        )
+        if fixed != self.snapshot_id:
+            raise _VersionRaced
+
+
+async def resolve_for_workflow_run(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    workflow_run_id: str,
+    workflow_id: str,
+    workflow_version: str,
+    node_id: str,
+) -> tuple[ResolvedBinding, _FixVersion | None]:
+    """The node's binding resolved for this workflow run: a pinned snapshot as pinned; a
+    following binding to the snapshot fixed for the workflow run, or, when none is fixed yet, to
+    the agent's active snapshot together with the hook that fixes it. Reads only."""
+    resolved = await resolve_binding(session, tenant_id, workflow_id, workflow_version, node_id)
+    binding, agent, snapshot = resolved
+    if binding.current_snapshot_id is not None:
+        return resolved, None
+    fixed_id = await repository.fixed_snapshot_id(session, tenant_id, workflow_run_id, agent.id)
+    if fixed_id is None:
+        return resolved, _FixVersion(tenant_id, workflow_run_id, resolved)
+    if fixed_id != snapshot.id:
+        fixed = await repository.get_snapshot(session, tenant_id, fixed_id)
+        if fixed is None:  # impossible: the fixed snapshot is a foreign key, never deleted
+            raise NotFound("the fixed snapshot does not exist", code="agent_snapshot_not_found")
+        resolved = ResolvedBinding(binding, agent, fixed)
+    return resolved, None
+
+
 async def create_node_run(
     db: Database,
     *,
@@ -257,36 +320,51 @@ async def create_node_run(
     quota: QueueQuota,
     directory: RunDirectory | None = None,
 ) -> tuple[RunRead, bool]:
-    """Run a workflow node's bound agent: resolve the binding, build the composition, queue the
-    run on the node's runtime session. (run, created); created is False for a replay.
+    """Run a workflow node's bound agent: resolve the binding (for this workflow run), build the
+    composition, queue the run on the node's runtime session. (run, created); created is False
+    for a replay.
 
     The idempotency fingerprint covers what the caller sent (the workflow run, the node and the
     request body), not the composition built from it: a retry after the agent was edited is
     still a replay of the same request.
     """
-    resolved = await db.read(
-        resolve_binding, principal.tenant_id, body.workflow_id, body.workflow_version, node_id
-    )
-    request = build_node_run(
-        resolved,
-        body,
-        tenant_id=str(principal.tenant_id),
-        workflow_run_id=workflow_run_id,
-        node_id=node_id,
-        model_providers=registry.model_providers,
-    )
-    return await runs.create_run(
-        db,
-        principal=principal,
-        request=request,
-        idempotency_key=idempotency_key,
-        registry=registry,
-        settings=settings,
-        policy=policy,
-        quota=quota,
-        directory=directory,
-        fingerprint=node_run_fingerprint(workflow_run_id, node_id, body),
-    )
+
+    async def attempt() -> tuple[RunRead, bool]:
+        resolved, fix = await db.read(
+            resolve_for_workflow_run,
+            principal.tenant_id,
+            workflow_run_id,
+            body.workflow_id,
+            body.workflow_version,
+            node_id,
+        )
+        request = build_node_run(
+            resolved,
+            body,
+            tenant_id=str(principal.tenant_id),
+            workflow_run_id=workflow_run_id,
+            node_id=node_id,
+            model_providers=registry.model_providers,
+        )
+        return await runs.create_run(
+            db,
+            principal=principal,
+            request=request,
+            idempotency_key=idempotency_key,
+            registry=registry,
+            settings=settings,
+            policy=policy,
+            quota=quota,
+            directory=directory,
+            fingerprint=node_run_fingerprint(workflow_run_id, node_id, body),
+            on_insert=fix,
+        )
+
+    try:
+        return await attempt()
+    except _VersionRaced:
+        # the winner's row is committed: this time the binding resolves to it, with no hook
+        return await attempt()
 
 
 def node_run_fingerprint(workflow_run_id: str, node_id: str, body: NodeRunRequest) -> str:

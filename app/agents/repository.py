@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.db import dialect_insert
 from app.models import (
     Agent,
     AgentConfigRevision,
@@ -20,6 +21,9 @@ from app.models import (
     AgentScope,
     AgentStatus,
     WorkflowAgentNodeBinding,
+    WorkflowRunAgentVersion,
+    new_id,
+    utcnow,
 )
 
 # --- agents --------------------------------------------------------------------------------------
@@ -228,3 +232,46 @@ async def delete_bindings(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+# --- agent versions fixed per workflow run -------------------------------------------------------
+
+
+async def fixed_snapshot_id(
+    session: AsyncSession, tenant_id: uuid.UUID, workflow_run_id: str, agent_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The snapshot the workflow run's following bindings of the agent resolve to, if fixed."""
+    snapshot_id: uuid.UUID | None = await session.scalar(
+        select(WorkflowRunAgentVersion.snapshot_id).where(
+            WorkflowRunAgentVersion.tenant_id == tenant_id,
+            WorkflowRunAgentVersion.workflow_run_id == workflow_run_id,
+            WorkflowRunAgentVersion.agent_id == agent_id,
+        )
+    )
+    return snapshot_id
+
+
+async def fix_snapshot(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    workflow_run_id: str,
+    agent_id: uuid.UUID,
+    snapshot_id: uuid.UUID,
+) -> uuid.UUID:
+    """Fix `snapshot_id` for the workflow run's following bindings of the agent unless one is
+    fixed already; the snapshot that is fixed now (the first writer's)."""
+    await session.execute(
+        dialect_insert(session)(WorkflowRunAgentVersion)
+        .values(
+            id=new_id(),
+            tenant_id=tenant_id,
+            workflow_run_id=workflow_run_id,
+            agent_id=agent_id,
+            snapshot_id=snapshot_id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "workflow_run_id", "agent_id"])
+    )
+    fixed = await fixed_snapshot_id(session, tenant_id, workflow_run_id, agent_id)
+    assert fixed is not None  # inserted above, or by the writer the conflict waited for
+    return fixed

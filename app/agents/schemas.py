@@ -215,6 +215,13 @@ class BindingsCopy(_Request):
         description="Delete the target version's bindings first; without it, a target that "
         "has bindings answers 409 `bindings_exist`.",
     )
+    pin_followers: StrictBool = Field(
+        default=False,
+        description="Pin every copied binding that follows its agent (no `snapshot_id`) to the "
+        "agent's current snapshot, so the target version keeps running what it was copied "
+        "with when the agent is edited later (e.g. publishing a draft). Pinned bindings stay "
+        "as they are.",
+    )
 
 
 # --- responses -----------------------------------------------------------------------------------

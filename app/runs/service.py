@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +157,11 @@ class RunDirectory:
         return self.executing.get(run_id) == tenant_id or self._pending.get(run_id) == tenant_id
 
 
+InsertHook = Callable[[AsyncSession], Awaitable[None]]
+"""Runs in a run's insert transaction, after its session is occupied and before the run row is
+written (a node run fixes its agent version there); what it raises rolls the insert back."""
+
+
 @dataclass
 class PreparedRun:
     """A validated run, ready to be inserted."""
@@ -166,6 +171,7 @@ class PreparedRun:
     resolved: ResolvedSnapshot
     key: str | None
     fingerprint: str
+    on_insert: InsertHook | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -236,6 +242,7 @@ async def create_run(
     quota: QueueQuota,
     fingerprint: str | None = None,
     directory: RunDirectory | None = None,
+    on_insert: InsertHook | None = None,
 ) -> tuple[RunRead, bool]:
     """Validate and queue a run. Returns (run, created); created is False for a replay.
 
@@ -243,7 +250,8 @@ async def create_run(
     (`idempotency_key_reused`) when the key was used for a different request, `Conflict`
     (`session_busy`) when the request's session has a run in flight, and `TooManyRequests` when
     the tenant has too many queued runs. `fingerprint` overrides the request's own (a node run
-    fingerprints what its caller sent, not the composition built from it).
+    fingerprints what its caller sent, not the composition built from it). `on_insert` runs in
+    the insert transaction (see `InsertHook`), not for a replay.
     """
     key = idempotency_key or request.idempotency_key
     fingerprint = fingerprint or request_fingerprint(request)
@@ -277,6 +285,7 @@ async def create_run(
         key=key,
         fingerprint=fingerprint,
     )
+    prepared.on_insert = on_insert
     await quota.check(db, principal.tenant_id)
     run, created = await db.write(insert_run, prepared, policy=policy)
     if created:
@@ -325,6 +334,8 @@ async def _insert(session: AsyncSession, prepared: PreparedRun, policy: SessionP
             run_id=prepared.id,
             expected=prepared.resolved,
         )
+    if prepared.on_insert is not None:
+        await prepared.on_insert(session)
     await repository.insert_run(session, values)
     await repository.insert_events(
         session,

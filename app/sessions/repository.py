@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_insert
 from app.models import (
     TERMINAL_RUN_STATUSES,
     Run,
@@ -123,13 +123,6 @@ async def list_sessions(
 # --- workflow runs ------------------------------------------------------------------------------
 
 
-def upsert_for(session: AsyncSession) -> Any:
-    """The dialect's `insert` construct (with `on_conflict_do_*`) for this session's database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
-
-
 def _workflow_run_filter(tenant_id: uuid.UUID, workflow_run_id: str) -> Any:
     return (workflow_runs.c.tenant_id == tenant_id) & (
         workflow_runs.c.workflow_run_id == workflow_run_id
@@ -161,7 +154,7 @@ async def hold_workflow_run(
     if status is not None:
         return status
     await session.execute(
-        upsert_for(session)(workflow_runs)
+        dialect_insert(session)(workflow_runs)
         .values(
             id=new_id(),
             tenant_id=tenant_id,
@@ -182,7 +175,7 @@ async def close_workflow_run(
 ) -> Any:
     """Mark the workflow run closed (inserting it when Strata has not seen it yet); the row.
     An already closed one keeps its `closed_at`."""
-    statement = upsert_for(session)(workflow_runs).values(
+    statement = dialect_insert(session)(workflow_runs).values(
         id=new_id(),
         tenant_id=tenant_id,
         workflow_run_id=workflow_run_id,
