@@ -29,6 +29,17 @@ at once. The two classes have the same methods with the same contracts:
   The per-request `timeout` is also the longest silence tolerated on a stream, so keep it above
   the server's `STRATA_SSE_KEEPALIVE_SECONDS`.
 
+Workflow runs (`WorkflowRunCloseReport`, `WorkflowRunRead`, `RetireReport`: the server's own
+schemas, see `app.client._workflow_runs`):
+
+- `close_workflow_run(workflow_run_id, *, wait_seconds=30.0, cancel_in_flight=False,
+  cursor=None, limit=None) -> WorkflowRunCloseReport`: seal the workflow run (its new runs and
+  node runs get 409 `workflow_run_closed`), cancel what is queued or running on request, retire
+  a page of its sessions. Idempotent: call again (with `next_cursor` for more sessions) until
+  `active_sessions` is 0.
+- `get_workflow_run(workflow_run_id, *, cursor=None, limit=None) -> WorkflowRunRead`: status,
+  a page of sessions, runs in flight, fixed agent versions; 404 `workflow_run_not_found`.
+
 Errors, all `StrataError`:
 
 - `StrataAPIError`: an error status, with `status_code` and the body's `code`, `message` and
@@ -56,10 +67,12 @@ from app.client._errors import (
 )
 from app.client._sse import SSEDecoder, SSEFrame
 from app.client._sync import StrataClient
+from app.client._workflow_runs import RetireReport, WorkflowRunCloseReport, WorkflowRunRead
 
 __all__ = [
     "TERMINAL_EVENT_TYPES",
     "AsyncStrataClient",
+    "RetireReport",
     "SSEDecoder",
     "SSEFrame",
     "StrataAPIError",
@@ -68,4 +81,6 @@ __all__ = [
     "StrataStreamError",
     "StrataTimeoutError",
     "StrataTransportError",
+    "WorkflowRunCloseReport",
+    "WorkflowRunRead",
 ]

@@ -23,6 +23,14 @@ from app.client._common import (
 )
 from app.client._errors import StrataTimeoutError, StrataTransportError
 from app.client._sse import SSEDecoder
+from app.client._workflow_runs import (
+    WorkflowRunCloseReport,
+    WorkflowRunRead,
+    close_body,
+    close_timeout,
+    page_params,
+    workflow_run_url,
+)
 from app.runs.schemas import CreateRunRequest, RunEventPage, RunEventRead, RunPage, RunRead
 
 
@@ -236,3 +244,47 @@ class StrataClient:
             )
         except httpx2.TransportError as exc:
             raise StrataTransportError(f"{method} {url}: {exc!r}") from exc
+
+    # --- workflow runs --------------------------------------------------------------------
+
+    def close_workflow_run(
+        self,
+        workflow_run_id: str,
+        *,
+        wait_seconds: float = 30.0,
+        cancel_in_flight: bool = False,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> WorkflowRunCloseReport:
+        """Close a workflow run: seal it (its new runs and node runs get 409
+        `workflow_run_closed`), cancel its queued and running runs when `cancel_in_flight`,
+        then retire its sessions, waiting up to `wait_seconds` for runs in flight. One page of
+        sessions (`limit`, server default 100); pass the report's `next_cursor` as `cursor` for
+        the next. Idempotent: call it again until `active_sessions` is 0 to finish what was
+        `still_running`."""
+        body = close_body(
+            wait_seconds=wait_seconds,
+            cancel_in_flight=cancel_in_flight,
+            cursor=cursor,
+            limit=limit,
+        )
+        response = self._send(
+            "POST",
+            workflow_run_url(self._config, workflow_run_id, "close"),
+            json=body,
+            timeout=close_timeout(self._config, wait_seconds),
+        )
+        return parse_response(response, WorkflowRunCloseReport)
+
+    def get_workflow_run(
+        self, workflow_run_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> WorkflowRunRead:
+        """A workflow run: `open` or `closed`, a page of its sessions (newest first; pass
+        `next_cursor` as `cursor`), the runs in flight on them and its fixed agent versions.
+        404 `workflow_run_not_found` when no run of this tenant named it."""
+        response = self._send(
+            "GET",
+            workflow_run_url(self._config, workflow_run_id),
+            params=page_params(cursor, limit),
+        )
+        return parse_response(response, WorkflowRunRead)
