@@ -115,8 +115,9 @@ async def list_bindings(
     _VERSION + "/bindings/copy",
     summary="Copy a workflow version's bindings to another version",
     description=(
-        "All or nothing, in one transaction (e.g. publishing a draft). Answers the target "
-        "version's bindings."
+        "All or nothing, in one transaction (e.g. publishing a draft). Copies keep the agent "
+        "and the pin; with `pin_followers`, a binding that follows its agent is pinned in the "
+        "copy to the agent's current snapshot. Answers the target version's bindings."
     ),
     responses={
         **_AUTH,

@@ -21,7 +21,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunRead, "description": "Replay of an earlier request with this key."},
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
     404: {"model": ErrorResponse, "description": "`binding_not_found`."},
-    409: {"model": ErrorResponse, "description": "`session_busy`, `idempotency_key_reused`."},
+    409: {
+        "model": ErrorResponse,
+        "description": "`session_busy`, `idempotency_key_reused`, `workflow_run_closed` (the "
+        "workflow run was closed).",
+    },
     422: {
         "model": ErrorResponse,
         "description": "`agent_model_not_configured`, or any run validation error.",
@@ -39,7 +43,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "snapshot (pinned or active), builds the composition (soul prompt, job prompt, a user "
         "prompt from `inputs`, history, model, structured output from the declared outputs, "
         "ask_human when human contacts are configured), attaches the runtime session of "
-        "(workflow run, node, binding, agent) and queues a normal run."
+        "(workflow run, node, binding, agent) and queues a normal run. A binding that follows "
+        "its agent uses the agent version fixed for this workflow run by its first node run "
+        "that used the agent (see `GET /v1/workflow-runs/{workflow_run_id}`); edits of the "
+        "agent apply from the next workflow run. A closed workflow run refuses node runs (409)."
     ),
     responses=_RESPONSES,
 )

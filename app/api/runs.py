@@ -74,7 +74,11 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
     responses={
         **_ERRORS,
         200: {"model": RunRead, "description": "Replay of an earlier request with this key."},
-        409: {"model": ErrorResponse, "description": "`idempotency_key_reused`."},
+        409: {
+            "model": ErrorResponse,
+            "description": "`idempotency_key_reused`; for a run with a `session` scope, "
+            "`session_busy` or `workflow_run_closed`.",
+        },
         422: {"model": ErrorResponse, "description": "The request cannot run; `code` says why."},
         429: {"model": ErrorResponse, "description": "`queue_full`: too many queued runs."},
         503: {"model": ErrorResponse, "description": "Shutting down or database unavailable."},
