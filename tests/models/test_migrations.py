@@ -321,3 +321,75 @@ async def test_sessions_keep_their_snapshot_across_the_execution_core_migration(
         assert copied == _SNAPSHOT
     finally:
         await asyncio.to_thread(upgrade_to_head, database_url)
+
+
+async def test_workflow_runs_that_have_sessions_get_an_open_row_on_upgrade(
+    database_url: str,
+) -> None:
+    """0006 inserts one `open` workflow_runs row per (tenant, workflow run) with sessions,
+    created when its oldest session was; the downgrade drops the tables."""
+    tenant = new_id()
+    older = utcnow().replace(microsecond=0)
+    text_columns = ("app_id", "workflow_id", "workflow_run_id", "node_id", "binding_id")
+    sessions = sa.table(
+        "workflow_agent_runtime_sessions",
+        *(sa.column(name, sa.String()) for name in (*text_columns, "agent_id", "status")),
+        sa.column("id", sa.Uuid()),
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+    )
+    try:
+        await asyncio.to_thread(downgrade, database_url, "0005_retention_indexes")
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO tenants (id, name, created_at) VALUES (:id, 'wr', :now)"
+                    ).bindparams(
+                        sa.bindparam("id", type_=sa.Uuid()),
+                        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+                    ),
+                    {"id": tenant, "now": older},
+                )
+                for node, created in (("n1", older), ("n2", utcnow())):
+                    await connection.execute(
+                        sessions.insert().values(
+                            id=new_id(),
+                            tenant_id=tenant,
+                            app_id="a",
+                            workflow_id="w",
+                            workflow_run_id="wr-old",
+                            node_id=node,
+                            binding_id="b",
+                            agent_id="g",
+                            status="active",
+                            created_at=created,
+                            updated_at=created,
+                        )
+                    )
+        finally:
+            await engine.dispose()
+
+        await asyncio.to_thread(upgrade_to_head, database_url)
+
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                rows = (
+                    await connection.execute(
+                        sa.text(
+                            "SELECT workflow_run_id, status, closed_at, created_at "
+                            "FROM workflow_runs WHERE tenant_id = :tenant"
+                        ).bindparams(sa.bindparam("tenant", type_=sa.Uuid())),
+                        {"tenant": tenant},
+                    )
+                ).all()
+        finally:
+            await engine.dispose()
+        [(workflow_run_id, status, closed_at, created_at)] = rows
+        assert (workflow_run_id, status, closed_at) == ("wr-old", "open", None)
+        assert str(created_at)[:19] == older.replace(tzinfo=None).isoformat(sep=" ")[:19]
+    finally:
+        await asyncio.to_thread(upgrade_to_head, database_url)
