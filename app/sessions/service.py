@@ -263,9 +263,9 @@ def _cleaned_report(
             **where, result=RetireResult.ALREADY_CLEANED, cleanup_run_id=row.cleanup_run_id
         )
     reason = (
-        None
-        if row.cleanup_run_id is not None
-        else f"run {row.backend_run_id} ended and released every layer"
+        f"its last run {row.backend_run_id} left no layer holding resources"
+        if row.cleanup_run_id is None and row.backend_run_id is not None
+        else None
     )
     return RetireReport(
         **where, result=RetireResult.CLEANED, cleanup_run_id=row.cleanup_run_id, reason=reason
