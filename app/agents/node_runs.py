@@ -38,11 +38,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
 from app.agents.bindings import ResolvedBinding, resolve_binding
+from app.agents.schemas import NodeRunInputs, NodeRunRequest
 from app.config import ModelProviderKind, ModelProviderSettings, Settings
 from app.db import Database
 from app.errors import NotFound, ValidationFailed
@@ -52,11 +52,8 @@ from app.runs import service as runs
 from app.runs.policy import SessionPolicy
 from app.runs.schemas import (
     CreateRunRequest,
-    DeferredToolResults,
-    RetryPolicy,
     RunComposition,
     RunLayerSpec,
-    RunLimits,
     RunRead,
     SessionScope,
 )
@@ -70,33 +67,6 @@ from app.schemas.agent_config import (
 )
 
 _FALLBACK_USER_PROMPT = "Carry out the job described in your instructions for this workflow step."
-
-
-class NodeRunInputs(BaseModel):
-    """What the workflow engine hands the node for this run."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    query: str | None = Field(default=None, description="The workflow's user query, if any.")
-    previous_node_outputs: dict[str, JsonValue] = Field(
-        default_factory=dict, description="Outputs of earlier nodes, by node id or label."
-    )
-
-
-class NodeRunRequest(BaseModel):
-    """`POST /v1/workflow-runs/{workflow_run_id}/nodes/{node_id}/runs`."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    workflow_id: str = Field(min_length=1, max_length=64)
-    workflow_version: str = Field(min_length=1, max_length=64)
-    node_execution_id: str = Field(min_length=1, max_length=64)
-    inputs: NodeRunInputs = Field(default_factory=NodeRunInputs)
-    deferred_tool_results: DeferredToolResults | None = None
-    limits: RunLimits = Field(default_factory=RunLimits)
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 def build_node_run(

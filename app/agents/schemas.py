@@ -1,4 +1,4 @@
-"""Request and response schemas of the agents and bindings APIs.
+"""Request and response schemas of the agents, bindings and node-run APIs.
 
 Request models forbid unknown fields (a misspelt field is a 422, never silently dropped). Configs
 are typed as `AgentSoulConfig` and `WorkflowNodeJobConfig`, so a bad config is rejected by request
@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -35,6 +36,7 @@ from app.models import (
     BindingType,
     WorkflowAgentNodeBinding,
 )
+from app.runs.schemas import DeferredToolResults, RetryPolicy, RunLimits
 from app.schemas import AgentSoulConfig, WorkflowNodeJobConfig
 from app.schemas.strict import StrictBool
 
@@ -222,6 +224,33 @@ class BindingsCopy(_Request):
         "with when the agent is edited later (e.g. publishing a draft). Pinned bindings stay "
         "as they are.",
     )
+
+
+class NodeRunInputs(BaseModel):
+    """What the workflow engine hands the node for this run."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    query: str | None = Field(default=None, description="The workflow's user query, if any.")
+    previous_node_outputs: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Outputs of earlier nodes, by node id or label."
+    )
+
+
+class NodeRunRequest(BaseModel):
+    """`POST /v1/workflow-runs/{workflow_run_id}/nodes/{node_id}/runs`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    workflow_id: str = Field(min_length=1, max_length=64)
+    workflow_version: str = Field(min_length=1, max_length=64)
+    node_execution_id: str = Field(min_length=1, max_length=64)
+    inputs: NodeRunInputs = Field(default_factory=NodeRunInputs)
+    deferred_tool_results: DeferredToolResults | None = None
+    limits: RunLimits = Field(default_factory=RunLimits)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 # --- responses -----------------------------------------------------------------------------------

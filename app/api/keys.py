@@ -9,11 +9,9 @@ cannot lock itself out through the API.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import ReadDb, State, Write
@@ -21,6 +19,7 @@ from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.roles import Admin
 from app.errors import Conflict, NotFound
+from app.key_schemas import KeyCreate, KeyCreated, KeyList, KeyRead
 from app.keys import (
     LastAdminKey,
     get_tenant_key,
@@ -28,59 +27,12 @@ from app.keys import (
     list_tenant_keys,
     revoke_tenant_key,
 )
-from app.models import ApiKey, ApiKeyRole
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=StrataRoute)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "`key_not_found`: no such key here."},
 }
-
-
-class KeyCreate(BaseModel):
-    """`POST /v1/keys`."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"role": "runner", "label": "workflow engine"}]},
-    )
-
-    role: ApiKeyRole = Field(description="`admin`, `runner` or `reader`.")
-    label: str | None = Field(
-        default=None, min_length=1, max_length=255, description="To recognise the key by."
-    )
-
-
-class KeyRead(BaseModel):
-    """An API key as its tenant's admins see it: never the key itself."""
-
-    id: uuid.UUID
-    prefix: str = Field(description="The key's first characters, to tell keys apart.")
-    role: ApiKeyRole
-    label: str | None
-    created_at: datetime
-    last_used_at: datetime | None = Field(description="Updated at most once a minute.")
-    revoked_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: ApiKey) -> KeyRead:
-        return cls(
-            id=row.id,
-            prefix=row.prefix,
-            role=row.role,
-            label=row.name,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-        )
-
-
-class KeyCreated(KeyRead):
-    key: str = Field(description="The key: shown in this response only, never again.")
-
-
-class KeyList(BaseModel):
-    items: list[KeyRead] = Field(description="Newest first, revoked keys included.")
 
 
 @router.post(

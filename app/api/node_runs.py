@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Response, status
 
 from app.agents import node_runs
-from app.agents.node_runs import NodeRunRequest
+from app.agents.schemas import NodeRunRequest
 from app.api.deps import Accepting, State
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse

@@ -1,9 +1,15 @@
-"""Python clients of the Strata runs API: `StrataClient` (blocking) and `AsyncStrataClient`.
+"""Python clients of the Strata API: `StrataClient` (blocking) and `AsyncStrataClient`.
 
 Both speak to a running server over HTTP (`httpx2`), send `Authorization: Bearer <api_key>` on
 every request, and return the server's own response schemas (`RunRead`, `RunPage`,
-`RunEventRead`, `RunEventPage` from `app.runs.schemas`), so a field the server adds is typed here
-at once. The two classes have the same methods with the same contracts:
+`RunEventRead`, `RunEventPage` from `app.runs.schemas`; `AgentRead`, `SaveResult`,
+`BindingRead`… from `app.agents.schemas`; `SessionRead`, `RetireResponse` from
+`app.sessions.schemas`; `KeyCreated`… from `app.key_schemas`), so a field the server adds is
+typed here at once. Request bodies are the server's request models (`AgentCreate`,
+`VersionSave`, `BindingPut`, `NodeRunRequest`…) or plain mappings, sent as they are for the
+server to validate; a model sends only the fields that were set. The two classes have the same
+methods with the same contracts (the async one's methods are coroutines, its `iter_*` methods
+async generators). Runs and events:
 
 - `create_run(request, *, idempotency_key=None) -> RunRead`: queue a run. `request` is a
   `CreateRunRequest` or a plain mapping (sent as is; the server validates it). The same key with
@@ -29,6 +35,35 @@ at once. The two classes have the same methods with the same contracts:
   The per-request `timeout` is also the longest silence tolerated on a stream, so keep it above
   the server's `STRATA_SSE_KEEPALIVE_SECONDS`.
 
+What a workflow engine uses besides runs (`docs/workflow-engines.md` is the guide). Ids are
+`UUID`s or strings; every `list_*` answers one page (`next_cursor` says where the next starts)
+and its `iter_*` twin follows the cursors to the end:
+
+- Agents: `create_agent(request)`, `get_agent(id)`, `list_agents(scope=, status=, q=, cursor=,
+  limit=)` / `iter_agents(…)`, `update_agent(id, request)` (PATCH: only the fields present
+  change), `archive_agent(id)` (idempotent), `save_agent_as(id, request)`,
+  `save_agent_to_roster(id, name=None)`.
+- Versions and revisions: `save_version(id, request) -> SaveResult` (the agent, the new active
+  version, the revision), `list_versions(id, before=, limit=)` / `iter_versions(id)`,
+  `get_version(id, version) -> VersionRead` (with its config), `list_revisions(id, before=,
+  limit=)` / `iter_revisions(id)`.
+- Bindings, addressed by `(workflow_id, workflow_version, node_id)`: `put_binding(…, request)`
+  (create or replace), `get_binding(…)`, `delete_binding(…) -> None`,
+  `list_bindings(workflow_id, workflow_version)`, `copy_bindings(workflow_id,
+  workflow_version, request)` (all or nothing; `request.target_version`).
+- Node runs: `create_node_run(workflow_run_id, node_id, request, *, idempotency_key=None) ->
+  RunRead`, a normal run on the node's runtime session (follow it with `wait_run`,
+  `iter_events`, `cancel_run`); a resume is a node run with `deferred_tool_results`.
+- Sessions: `list_sessions(workflow_run_id=, status=, cursor=, limit=)` / `iter_sessions(…)`,
+  `get_session(id)`, `retire_session(id, wait_seconds=30)` and `retire_workflow_run(
+  workflow_run_id, wait_seconds=30, cursor=None, limit=100)` (one page of sessions, each
+  reported: `cleaned`, `already_cleaned`, `still_running`, `cleanup_failed`), and
+  `iter_retire_workflow_run(workflow_run_id, wait_seconds=30, page_size=100)`, which retires
+  page after page and yields every `RetireReport`. A retire's read timeout is the client's
+  `timeout` plus `wait_seconds` plus 30 s for the cleanup runs; give a large page more.
+- API keys (an `admin` key): `create_key(role, label=None) -> KeyCreated` (the plaintext `key`
+  is in this answer only), `list_keys()`, `revoke_key(id)`.
+
 Workflow runs (`WorkflowRunCloseReport`, `WorkflowRunRead`, `RetireReport`: the server's own
 schemas, see `app.client._workflow_runs`):
 
@@ -43,7 +78,8 @@ schemas, see `app.client._workflow_runs`):
 Errors, all `StrataError`:
 
 - `StrataAPIError`: an error status, with `status_code` and the body's `code`, `message` and
-  `details` (`{"error": {"code", "message", "details"}}`).
+  `details` (`{"error": {"code", "message", "details"}}`): `agent_not_found` (404),
+  `session_busy` (409), `deferred_results_mismatch` (422)… exactly as the server sends them.
 - `StrataTransportError`: no answer (connection failed or lost, HTTP timeout) outside a stream.
 - `StrataTimeoutError`: `wait_run`'s deadline passed.
 - `StrataStreamError`: an event stream gave up, or broke the protocol; `last_seq` says where to

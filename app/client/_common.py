@@ -1,13 +1,16 @@
 """What the sync and async clients share: URLs, headers, bodies, error and event decoding.
 
 Nothing here does I/O, so `StrataClient` and `AsyncStrataClient` differ only in how they send.
+A request is described once as a `Call` (built in `app.client._calls`, one function per client
+method); each client only sends it, and follows `next_page` for the `iter_*` methods.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx2
@@ -23,8 +26,13 @@ TERMINAL_EVENT_TYPES = frozenset({"run_succeeded", "run_paused", "run_failed", "
 WAIT_MARGIN_SECONDS = 5.0
 """Extra read time a long-poll gets on top of the time the server may hold it."""
 
+CLEANUP_WAIT_SECONDS = 30.0
+"""A retire lets a cleanup run it started take at least this long, even after its wait."""
+
 Model = TypeVar("Model", bound=BaseModel)
+Result = TypeVar("Result")
 RunId = uuid.UUID | str
+Id = uuid.UUID | str
 StatusFilter = str | Sequence[str] | None
 
 
@@ -41,8 +49,7 @@ class ClientConfig:
         self._api_key = api_key
 
     def url(self, *segments: RunId) -> str:
-        path = "/".join(quote(str(segment), safe="") for segment in segments)
-        return f"{self.base_url}/v1/runs" + (f"/{path}" if path else "")
+        return self.base_url + v1_path("runs", *segments)
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", **(extra or {})}
@@ -52,11 +59,89 @@ class ClientConfig:
         return httpx2.Timeout(self.timeout, read=hold_seconds + WAIT_MARGIN_SECONDS)
 
 
-def run_request_body(request: CreateRunRequest | Mapping[str, Any]) -> Any:
-    """The JSON body of `POST /v1/runs`. A mapping is sent as is: the server validates it."""
-    if isinstance(request, CreateRunRequest):
+def v1_path(*segments: object) -> str:
+    """`/v1/<segment>/…`, each segment percent-encoded (ids and names are data, not paths)."""
+    return "/v1/" + "/".join(quote(str(segment), safe="") for segment in segments)
+
+
+def request_body(request: BaseModel | Mapping[str, Any]) -> Any:
+    """The JSON body for a request model or a mapping.
+
+    A model sends the fields that were set (so a PATCH changes only those, and the server
+    applies its own defaults); a mapping is sent as is: the server validates it.
+    """
+    if isinstance(request, BaseModel):
         return request.model_dump(mode="json", exclude_unset=True)
     return dict(request)
+
+
+def run_request_body(request: CreateRunRequest | Mapping[str, Any]) -> Any:
+    """The JSON body of `POST /v1/runs`. A mapping is sent as is: the server validates it."""
+    return request_body(request)
+
+
+def model_parser(model: type[Model]) -> Callable[[httpx2.Response], Model]:
+    """Parse a response as `model` (`StrataAPIError` for an error status)."""
+
+    def parse(response: httpx2.Response) -> Model:
+        return parse_response(response, model)
+
+    return parse
+
+
+def expect_no_content(response: httpx2.Response) -> None:
+    """For routes that answer 204: only an error status means something."""
+    if response.is_error:
+        raise api_error(response)
+
+
+@dataclass(frozen=True)
+class Call(Generic[Result]):
+    """One request a client method sends, and how its answer is read.
+
+    `hold_seconds`: how long the server may hold the request before answering (long-polls,
+    retires); the read timeout gets that on top of the client's. `cursor_param` names where a
+    list's `next_cursor` goes to fetch the page after (a query parameter, or a body field when
+    `cursor_in_body`).
+    """
+
+    method: str
+    path: str
+    parse: Callable[[httpx2.Response], Result]
+    params: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+    hold_seconds: float | None = None
+    cursor_param: str | None = None
+    cursor_in_body: bool = False
+
+    def timeout(self, config: ClientConfig) -> float | httpx2.Timeout:
+        if self.hold_seconds is None:
+            return config.timeout
+        return config.wait_timeout(self.hold_seconds)
+
+    def next_page(self, page: object) -> Call[Result] | None:
+        """The call for the page after `page`, or None when `page` was the last one."""
+        cursor = getattr(page, "next_cursor", None)
+        if cursor is None or self.cursor_param is None:
+            return None
+        if self.cursor_in_body:
+            return replace(self, json={**(self.json or {}), self.cursor_param: cursor})
+        params = [(name, value) for name, value in self.params if name != self.cursor_param]
+        return replace(self, params=(*params, (self.cursor_param, str(cursor))))
+
+
+def query(**values: object) -> tuple[tuple[str, str], ...]:
+    """Query parameters, leaving out None; a list or tuple repeats its parameter."""
+    params: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            params.extend((name, str(item)) for item in value)
+        else:
+            params.append((name, str(value)))
+    return tuple(params)
 
 
 def status_params(status: StatusFilter) -> list[tuple[str, str]]:

@@ -9,9 +9,33 @@ from typing import Any
 
 import httpx2
 
+from app.agents.schemas import (
+    AgentCreate,
+    AgentPage,
+    AgentRead,
+    AgentSaveAs,
+    AgentUpdate,
+    BindingList,
+    BindingPut,
+    BindingRead,
+    BindingsCopy,
+    NodeRunRequest,
+    RevisionPage,
+    RevisionRead,
+    SaveResult,
+    VersionPage,
+    VersionRead,
+    VersionSave,
+    VersionSummary,
+)
+from app.client import _calls
+from app.client._calls import AgentStatusFilter
 from app.client._common import (
+    Call,
     ClientConfig,
     EventCursor,
+    Id,
+    Result,
     RetryableStatus,
     RunId,
     StatusFilter,
@@ -31,7 +55,10 @@ from app.client._workflow_runs import (
     page_params,
     workflow_run_url,
 )
+from app.key_schemas import KeyCreated, KeyList, KeyRead
+from app.models import AgentScope, ApiKeyRole, RuntimeSessionStatus
 from app.runs.schemas import CreateRunRequest, RunEventPage, RunEventRead, RunPage, RunRead
+from app.sessions.schemas import RetireReport, RetireResponse, SessionPage, SessionRead
 
 
 class StrataClient:
@@ -221,7 +248,240 @@ class StrataClient:
                     if cursor.finished:
                         return
 
+    # --- agents, versions, revisions ------------------------------------------------------
+
+    def create_agent(self, request: AgentCreate | Mapping[str, Any]) -> AgentRead:
+        """Create an agent with config version 1 (201). 409 `agent_name_taken` when an active
+        roster agent has the name; 422 for a bad config."""
+        return self._call(_calls.create_agent(request))
+
+    def get_agent(self, agent_id: Id) -> AgentRead:
+        """404 `agent_not_found` for an unknown id (or another tenant's)."""
+        return self._call(_calls.get_agent(agent_id))
+
+    def list_agents(
+        self,
+        *,
+        scope: AgentScope | str | None = None,
+        status: AgentStatusFilter = None,
+        q: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> AgentPage:
+        """One page of agents, newest first. `status` is one status or several (the server's
+        default: `active` only); `q` a case-insensitive substring of the name."""
+        return self._call(_calls.list_agents(scope, status, q, cursor, limit))
+
+    def iter_agents(
+        self,
+        *,
+        scope: AgentScope | str | None = None,
+        status: AgentStatusFilter = None,
+        q: str | None = None,
+        page_size: int = 50,
+    ) -> Generator[AgentRead, None, None]:
+        """Every agent that `list_agents` would list, fetching pages as the iteration goes."""
+        for page in self._pages(_calls.list_agents(scope, status, q, None, page_size)):
+            yield from page.items
+
+    def update_agent(self, agent_id: Id, request: AgentUpdate | Mapping[str, Any]) -> AgentRead:
+        """PATCH the name, description or icon: only the fields present (set, for a model)
+        change. 409 `agent_name_taken`, `agent_archived`."""
+        return self._call(_calls.update_agent(agent_id, request))
+
+    def archive_agent(self, agent_id: Id) -> AgentRead:
+        """Make the agent read-only and free its roster name. Idempotent."""
+        return self._call(_calls.archive_agent(agent_id))
+
+    def save_version(self, agent_id: Id, request: VersionSave | Mapping[str, Any]) -> SaveResult:
+        """Save a config as the agent's next version and make it active (201): the agent, the
+        new version and the revision written. 409 `agent_archived`."""
+        return self._call(_calls.save_version(agent_id, request))
+
+    def list_versions(
+        self, agent_id: Id, *, before: int | None = None, limit: int = 50
+    ) -> VersionPage:
+        """One page of the agent's versions (without configs), newest first; pass
+        `next_cursor` as `before` for the next."""
+        return self._call(_calls.list_versions(agent_id, before, limit))
+
+    def iter_versions(
+        self, agent_id: Id, *, page_size: int = 50
+    ) -> Generator[VersionSummary, None, None]:
+        """Every version of the agent, newest first."""
+        for page in self._pages(_calls.list_versions(agent_id, None, page_size)):
+            yield from page.items
+
+    def get_version(self, agent_id: Id, version: int) -> VersionRead:
+        """One version with its config. 404 `version_not_found`."""
+        return self._call(_calls.get_version(agent_id, version))
+
+    def list_revisions(
+        self, agent_id: Id, *, before: int | None = None, limit: int = 50
+    ) -> RevisionPage:
+        """One page of the agent's revision log, newest first; `next_cursor` → `before`."""
+        return self._call(_calls.list_revisions(agent_id, before, limit))
+
+    def iter_revisions(
+        self, agent_id: Id, *, page_size: int = 50
+    ) -> Generator[RevisionRead, None, None]:
+        """Every revision of the agent, newest first."""
+        for page in self._pages(_calls.list_revisions(agent_id, None, page_size)):
+            yield from page.items
+
+    def save_agent_as(self, agent_id: Id, request: AgentSaveAs | Mapping[str, Any]) -> SaveResult:
+        """Copy the agent (its active config unless the request has one) into a new agent."""
+        return self._call(_calls.save_agent_as(agent_id, request))
+
+    def save_agent_to_roster(self, agent_id: Id, name: str | None = None) -> SaveResult:
+        """Promote a workflow-only agent to the roster (optionally under a new name). 409
+        `already_in_roster`, `agent_name_taken`."""
+        return self._call(_calls.save_agent_to_roster(agent_id, name))
+
+    # --- bindings -------------------------------------------------------------------------
+
+    def put_binding(
+        self,
+        workflow_id: str,
+        workflow_version: str,
+        node_id: str,
+        request: BindingPut | Mapping[str, Any],
+    ) -> BindingRead:
+        """Bind a workflow node to an agent, creating or replacing its binding. A
+        `roster_agent` binding with `snapshot_id` pins that version; without, it follows the
+        agent's active version. 422 `agent_not_in_roster`, `snapshot_not_of_agent`."""
+        return self._call(_calls.put_binding(workflow_id, workflow_version, node_id, request))
+
+    def get_binding(self, workflow_id: str, workflow_version: str, node_id: str) -> BindingRead:
+        """404 `binding_not_found`."""
+        return self._call(_calls.get_binding(workflow_id, workflow_version, node_id))
+
+    def delete_binding(self, workflow_id: str, workflow_version: str, node_id: str) -> None:
+        """Remove the node's binding (the agent stays). 404 `binding_not_found`."""
+        self._call(_calls.delete_binding(workflow_id, workflow_version, node_id))
+
+    def list_bindings(self, workflow_id: str, workflow_version: str) -> BindingList:
+        """Every binding of a workflow version, by node id."""
+        return self._call(_calls.list_bindings(workflow_id, workflow_version))
+
+    def copy_bindings(
+        self,
+        workflow_id: str,
+        workflow_version: str,
+        request: BindingsCopy | Mapping[str, Any],
+    ) -> BindingList:
+        """Copy every binding of `workflow_version` to `request.target_version`, all or
+        nothing; answers the target's bindings. 409 `bindings_exist` (without `replace`)."""
+        return self._call(_calls.copy_bindings(workflow_id, workflow_version, request))
+
+    # --- node runs ------------------------------------------------------------------------
+
+    def create_node_run(
+        self,
+        workflow_run_id: str,
+        node_id: str,
+        request: NodeRunRequest | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> RunRead:
+        """Run a bound workflow node on its runtime session (202), or replay the run an
+        identical earlier request with the same `idempotency_key` created (200). 404
+        `binding_not_found`; 409 `session_busy`, `idempotency_key_reused`; 422 for every run
+        validation error (`deferred_results_mismatch` for a wrong resume…). Never retried."""
+        call = _calls.create_node_run(workflow_run_id, node_id, request, idempotency_key)
+        return self._call(call)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def list_sessions(
+        self,
+        *,
+        workflow_run_id: str | None = None,
+        status: RuntimeSessionStatus | str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> SessionPage:
+        """One page of runtime sessions, newest first."""
+        return self._call(_calls.list_sessions(workflow_run_id, status, cursor, limit))
+
+    def iter_sessions(
+        self,
+        *,
+        workflow_run_id: str | None = None,
+        status: RuntimeSessionStatus | str | None = None,
+        page_size: int = 50,
+    ) -> Generator[SessionRead, None, None]:
+        """Every session that `list_sessions` would list, newest first."""
+        for page in self._pages(_calls.list_sessions(workflow_run_id, status, None, page_size)):
+            yield from page.items
+
+    def get_session(self, session_id: Id) -> SessionRead:
+        """404 `session_not_found`."""
+        return self._call(_calls.get_session(session_id))
+
+    def retire_session(self, session_id: Id, *, wait_seconds: float = 30.0) -> RetireResponse:
+        """Wait up to `wait_seconds` for the session's run in flight, release its layers with
+        a cleanup run and mark it `cleaned`. The one report says `cleaned`,
+        `already_cleaned`, `still_running` or `cleanup_failed`. Safe to call again."""
+        return self._call(_calls.retire_session(session_id, wait_seconds))
+
+    def retire_workflow_run(
+        self,
+        workflow_run_id: str,
+        *,
+        wait_seconds: float = 30.0,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> RetireResponse:
+        """Retire one page (at most `limit`, newest first) of a workflow run's sessions, all
+        within one `wait_seconds`; every session of the page is reported. `next_cursor`
+        (passed as `cursor`) retires the next page."""
+        return self._call(_calls.retire_workflow_run(workflow_run_id, wait_seconds, cursor, limit))
+
+    def iter_retire_workflow_run(
+        self, workflow_run_id: str, *, wait_seconds: float = 30.0, page_size: int = 100
+    ) -> Generator[RetireReport, None, None]:
+        """Retire every session of a workflow run, page after page, yielding each report;
+        each page gets its own `wait_seconds`."""
+        call = _calls.retire_workflow_run(workflow_run_id, wait_seconds, None, page_size)
+        for page in self._pages(call):
+            yield from page.reports
+
+    # --- API keys (admin) -----------------------------------------------------------------
+
+    def create_key(self, role: ApiKeyRole | str, *, label: str | None = None) -> KeyCreated:
+        """A new key of the caller's tenant; `key` (the plaintext) is in this answer only.
+        Needs an `admin` key (403 `forbidden` otherwise)."""
+        return self._call(_calls.create_key(role, label))
+
+    def list_keys(self) -> KeyList:
+        """The tenant's keys, newest first, revoked ones included; never the plaintext."""
+        return self._call(_calls.list_keys())
+
+    def revoke_key(self, key_id: Id) -> KeyRead:
+        """Revoke a key; idempotent. 404 `key_not_found`; 409 `last_admin_key`."""
+        return self._call(_calls.revoke_key(key_id))
+
     # --- plumbing -------------------------------------------------------------------------
+
+    def _call(self, call: Call[Result]) -> Result:
+        response = self._send(
+            call.method,
+            self._config.base_url + call.path,
+            params=call.params or None,
+            json=call.json,
+            headers=self._config.headers(call.headers),
+            timeout=call.timeout(self._config),
+        )
+        return call.parse(response)
+
+    def _pages(self, call: Call[Result]) -> Generator[Result, None, None]:
+        """Each page of a list, following `next_cursor` until the last one."""
+        page_call: Call[Result] | None = call
+        while page_call is not None:
+            page = self._call(page_call)
+            yield page
+            page_call = page_call.next_page(page)
 
     def _send(
         self,
