@@ -17,6 +17,15 @@ or stored:
 
 Percent-decoding of paths and queries replaces invalid UTF-8 with U+FFFD (never surrogates), so
 those need only the NUL check.
+
+It also refuses query parameters a route does not declare: 422 `unknown_query_parameter`, naming
+them (`details.parameters`) and the ones the route accepts (`details.accepted`). FastAPI ignores
+them, so a misspelt or unsupported filter (`GET /v1/runs?workflow_run=…`) used to answer an
+unfiltered list that looked like an answer. The accepted names are read from the route's own
+dependency tree (handler, route, router and app dependencies) when the route is built, so they
+cannot drift from what the handler parses. A route class may opt out
+(`StrataRoute.rejects_unknown_query_parameters`): the seed protocol's routes do, see
+`app.api.compat`.
 """
 
 from __future__ import annotations
@@ -27,8 +36,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
@@ -139,6 +150,46 @@ def check_request_strings(scope: Scope) -> None:
             raise invalid_characters(["header", name.decode("latin-1")])
 
 
+def declared_query_parameters(dependant: Dependant) -> frozenset[str]:
+    """The query parameter names a route parses: every query field of its dependency tree, by
+    the name a request uses (its alias); a pydantic model taken as query parameters adds its
+    fields' names."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            annotation = field.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                for name, info in annotation.model_fields.items():
+                    names.add(info.alias or name)
+            else:
+                names.add(field.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
+UNKNOWN_QUERY_PARAMETER = "unknown_query_parameter"
+_UNKNOWN_QUERY_NOTE = (
+    f"`{UNKNOWN_QUERY_PARAMETER}`: a query parameter this route does not declare "
+    "(`details.parameters`)."
+)
+
+
+def check_query_parameters(request: Request, accepted: frozenset[str]) -> None:
+    """Refuse a query parameter the route does not declare (422 `unknown_query_parameter`)."""
+    unknown = sorted({name for name in request.query_params if name not in accepted})
+    if not unknown:
+        return
+    listed = ", ".join(repr(name) for name in unknown)
+    offered = ", ".join(sorted(accepted)) or "none"
+    raise ValidationFailed(
+        f"unknown query parameter(s) {listed}; this route accepts: {offered}",
+        code=UNKNOWN_QUERY_PARAMETER,
+        details={"parameters": unknown, "accepted": sorted(accepted)},
+    )
+
+
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -163,22 +214,45 @@ class StrataRoute(APIRoute):
     """The route class of every API router: runs the edge checks before anything else.
 
     Dependencies (authentication included) and the handler run only for a request whose path,
-    query, headers and JSON body passed them. Building a route that declares no role is an error
-    (`app.api.roles.document_role`).
+    query (its characters and its parameter names), headers and JSON body passed them. Building
+    a route that declares no role is an error (`app.api.roles.document_role`).
     """
+
+    rejects_unknown_query_parameters: bool = True
+    """Whether a query parameter the route does not declare is a 422 (see the module docstring)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         from app.api.roles import document_role  # roles → deps → lifespan: import when used
 
         document_role(self)
+        if self.rejects_unknown_query_parameters:
+            self._document_unknown_query_parameters()
+
+    def _document_unknown_query_parameters(self) -> None:
+        """Name `unknown_query_parameter` in the route's own 422 description; a route without
+        one gets the 422 that its app documents for every route (`app.main.COMMON_ERRORS`)."""
+        for status in (422, "422"):
+            response = self.responses.get(status)
+            if response is not None:
+                description = str(response.get("description") or "").rstrip()
+                if UNKNOWN_QUERY_PARAMETER not in description:
+                    self.responses[status] = {
+                        **response,
+                        "description": f"{description} {_UNKNOWN_QUERY_NOTE}".strip(),
+                    }
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         takes_body = self.body_field is not None
+        # called from `APIRoute.__init__`, once `self.dependant` exists
+        self.query_parameters = declared_query_parameters(self.dependant)
+        accepted = self.query_parameters if self.rejects_unknown_query_parameters else None
 
         async def edge_handler(request: Request) -> Response:
             check_request_strings(request.scope)
+            if accepted is not None and request.scope.get("query_string"):
+                check_query_parameters(request, accepted)
             if takes_body:
                 request = _EdgeRequest(request.scope, request.receive)
                 if _is_json(request.headers.get("content-type")) and await request.body():
