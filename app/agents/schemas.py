@@ -36,6 +36,7 @@ from app.models import (
     WorkflowAgentNodeBinding,
 )
 from app.schemas import AgentSoulConfig, WorkflowNodeJobConfig
+from app.schemas.agent_config import load_job_config, load_soul_config
 from app.schemas.strict import StrictBool
 
 AgentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -315,7 +316,7 @@ class VersionRead(VersionSummary):
     @classmethod
     def from_row(cls, snapshot: AgentConfigSnapshot, active_id: uuid.UUID | None) -> Self:
         summary = VersionSummary.from_row(snapshot, active_id)
-        return cls(**summary.model_dump(), config=AgentSoulConfig.model_validate(snapshot.config))
+        return cls(**summary.model_dump(), config=load_soul_config(snapshot.config))
 
 
 class VersionPage(BaseModel):
@@ -413,7 +414,7 @@ class BindingRead(BaseModel):
             snapshot_id=binding.current_snapshot_id,
             resolved_snapshot_id=resolved.id if resolved is not None else None,
             resolved_version=resolved.version if resolved is not None else None,
-            node_job_config=WorkflowNodeJobConfig.model_validate(binding.node_job_config),
+            node_job_config=load_job_config(binding.node_job_config),
             created_by=binding.created_by,
             updated_by=binding.updated_by,
             created_at=binding.created_at,

@@ -21,7 +21,7 @@ from app.agents.schemas import (
     VersionRead,
     VersionSave,
 )
-from app.api.deps import ReadDb, Write
+from app.api.deps import ReadDb, State, Write
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.roles import Reader, Runner
@@ -50,8 +50,10 @@ _ARCHIVED = "`agent_archived`: archived agents are read-only."
     description="Creates the agent with config version 1 and a `create_version` revision 1.",
     responses={**_AUTH, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
-async def create_agent(body: AgentCreate, write: Write, principal: Runner) -> AgentRead:
-    return await write(service.create_agent, principal, body)
+async def create_agent(
+    body: AgentCreate, write: Write, principal: Runner, state: State
+) -> AgentRead:
+    return await write(service.create_agent, principal, body, state.registry)
 
 
 @router.get(
@@ -131,9 +133,9 @@ async def archive_agent(agent_id: uuid.UUID, write: Write, principal: Runner) ->
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
 )
 async def save_version(
-    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: Runner
+    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: Runner, state: State
 ) -> SaveResult:
-    return await write(versions.save_version, principal, agent_id, body)
+    return await write(versions.save_version, principal, agent_id, body, state.registry)
 
 
 @router.get(
@@ -202,9 +204,9 @@ async def list_revisions(
     responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
 async def save_as(
-    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: Runner
+    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: Runner, state: State
 ) -> SaveResult:
-    return await write(versions.save_as_new_agent, principal, agent_id, body)
+    return await write(versions.save_as_new_agent, principal, agent_id, body, state.registry)
 
 
 @router.post(

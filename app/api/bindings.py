@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.agents import bindings
 from app.agents.bindings import NodeAddress
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy
-from app.api.deps import ReadDb, Write
+from app.api.deps import ReadDb, State, Write
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.roles import Reader, Runner
@@ -58,10 +58,11 @@ async def put_binding(
     body: BindingPut,
     write: Write,
     principal: Runner,
+    state: State,
     response: Response,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
-    binding, created = await write(bindings.put_binding, principal, address, body)
+    binding, created = await write(bindings.put_binding, principal, address, body, state.registry)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return binding
