@@ -47,7 +47,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
         409: {"model": ErrorResponse, "description": "`agent_archived`."},
         422: {
             "model": ErrorResponse,
-            "description": "`request_invalid`, `agent_not_in_roster`, `snapshot_not_of_agent`.",
+            "description": "`request_invalid`, `agent_not_in_roster`, `snapshot_not_of_agent`; "
+            "for an inline agent, the codes a node run of its config would get "
+            "(`unknown_model_provider`, `unknown_layer_type`, `invalid_layer_config`…, with "
+            "`details.field` under `agent.config`).",
         },
     },
 )
