@@ -115,6 +115,10 @@ async def save_as_new_agent(
     """
     source = await get_agent_row(session, principal.tenant_id, agent_id)
     source_snapshot = await active_snapshot(session, source)
+    checked = (
+        request.config if request.config is not None else load_soul_config(source_snapshot.config)
+    )
+    check_agent_config(checked, registry, tenant_id=str(principal.tenant_id))
     fields = request.model_fields_set
     workflow_only = request.scope is AgentScope.WORKFLOW_ONLY
     agent = Agent(
@@ -135,10 +139,6 @@ async def save_as_new_agent(
         created_by=actor(principal),
         updated_by=actor(principal),
     )
-    checked = (
-        request.config if request.config is not None else load_soul_config(source_snapshot.config)
-    )
-    check_agent_config(checked, registry, tenant_id=str(principal.tenant_id))
     config = dump_config(request.config) if request.config is not None else source_snapshot.config
     saved = await insert_agent(
         session,

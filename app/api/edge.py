@@ -22,8 +22,10 @@ It also refuses query parameters a route does not declare: 422 `unknown_query_pa
 them (`details.parameters`) and the ones the route accepts (`details.accepted`). FastAPI ignores
 them, so a misspelt or unsupported filter (`GET /v1/runs?workflow_run=…`) used to answer an
 unfiltered list that looked like an answer. The accepted names are read from the route's own
-dependency tree (handler, route, router and app dependencies) when the route is built, so they
-cannot drift from what the handler parses. A route class may opt out
+dependency tree (handler, route and router dependencies) when the route is built, so they cannot
+drift from what the handler parses; dependencies added by `include_router` are not part of it
+and must take no query parameters (`tests/api/test_query_parameters.py` compares every route's
+names with its OpenAPI parameters). A route class may opt out
 (`StrataRoute.rejects_unknown_query_parameters`): the seed protocol's routes do, see
 `app.api.compat`.
 """
