@@ -12,7 +12,10 @@ or stored:
   `\\uD800` to `\\uDFFF` in the raw bytes can produce a bad string after that, so the parsed value
   is walked only when the raw bytes hold one (a body with none costs one byte search). Bodies
   nested too deeply or holding an integer too long to convert are 422 `request_invalid`
-  (`json_invalid`).
+  (`json_invalid`), and so is an integer outside 64 bits (`int_out_of_range`, with its
+  location): the JSON columns are written with orjson, which refuses those, so without this
+  check a free-form object holding one (`metadata`, a tool entry…) was a 500. The value is
+  walked only when the raw bytes hold a run of 19 digits.
 - The decoded path, the raw query string (`%00`, a raw NUL byte) and header values (a NUL byte).
 
 Percent-decoding of paths and queries replaces invalid UTF-8 with U+FFFD (never surrogates), so
@@ -57,6 +60,10 @@ _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2})")
 """A JSON escape that may decode to NUL or to half of a surrogate pair."""
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 """Characters no database column takes: NUL and unpaired surrogates."""
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+"""A number with at least 19 digits: the shortest that can lie outside 64 bits."""
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+"""The integers orjson, which writes the JSON columns, can encode."""
 
 
 def invalid_characters(location: list[str | int]) -> ValidationFailed:
@@ -102,6 +109,19 @@ def decode_json_body(raw: bytes) -> Any:
         location = _bad_string_location(value)
         if location is not None:
             raise invalid_characters(["body", *location])
+    if _LONG_DIGITS.search(raw):
+        location = _huge_integer_location(value)
+        if location is not None:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "int_out_of_range",
+                        "loc": ("body", *location),
+                        "msg": "integers in a request must fit in 64 bits",
+                        "input": None,
+                    }
+                ]
+            )
     return value
 
 
@@ -132,6 +152,21 @@ def _bad_string_location(value: Any) -> list[str | int] | None:
                 if _BAD_TEXT.search(key):
                     return [*path, key]
                 stack.append((item, [*path, key]))
+        elif isinstance(node, list):
+            stack.extend((item, [*path, index]) for index, item in enumerate(node))
+    return None
+
+
+def _huge_integer_location(value: Any) -> list[str | int] | None:
+    """The path to the first integer outside what orjson encodes, else None."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool):
+            if not _INT64_MIN <= node <= _UINT64_MAX:
+                return path
+        elif isinstance(node, dict):
+            stack.extend((item, [*path, key]) for key, item in node.items())
         elif isinstance(node, list):
             stack.extend((item, [*path, index]) for index, item in enumerate(node))
     return None
