@@ -42,7 +42,9 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorResponse,
         "description": "`request_invalid` (the body, path or query does not match the schema; "
-        "`details.errors` lists the fields) or a domain validation code.",
+        "`details.errors` lists the fields), `unknown_query_parameter` (a query parameter the "
+        "route does not declare: `details.parameters` names them, `details.accepted` lists the "
+        "route's), `invalid_characters`, or a domain validation code.",
     },
     503: {
         "model": ErrorResponse,

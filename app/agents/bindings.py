@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
+from app.agents.checks import check_agent_config
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy, dump_config
 from app.agents.service import (
     active_snapshot,
@@ -39,6 +40,7 @@ from app.agents.service import (
 )
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.keys import Principal
+from app.layers import LayerRegistry
 from app.models import (
     Agent,
     AgentConfigOperation,
@@ -50,6 +52,7 @@ from app.models import (
     WorkflowAgentNodeBinding,
 )
 from app.schemas import AgentSoulConfig, WorkflowNodeJobConfig
+from app.schemas.agent_config import load_job_config, load_soul_config
 
 
 class NodeAddress(NamedTuple):
@@ -68,10 +71,10 @@ class ResolvedBinding(NamedTuple):
     snapshot: AgentConfigSnapshot
 
     def soul_config(self) -> AgentSoulConfig:
-        return AgentSoulConfig.model_validate(self.snapshot.config)
+        return load_soul_config(self.snapshot.config)
 
     def job_config(self) -> WorkflowNodeJobConfig:
-        return WorkflowNodeJobConfig.model_validate(self.binding.node_job_config)
+        return load_job_config(self.binding.node_job_config)
 
 
 def _binding_not_found(address: NodeAddress) -> NotFound:
@@ -250,14 +253,26 @@ def _apply(
 
 
 async def put_binding(
-    session: AsyncSession, principal: Principal, address: NodeAddress, request: BindingPut
+    session: AsyncSession,
+    principal: Principal,
+    address: NodeAddress,
+    request: BindingPut,
+    registry: LayerRegistry,
 ) -> tuple[BindingRead, bool]:
     """Create or replace the node's binding; returns (binding, created).
 
     Raises `agent_not_found` (404), `agent_archived` (409), `agent_not_in_roster` and
-    `snapshot_not_of_agent` (422), and, from an inline agent's save, nothing else: inline agents
-    are workflow-only, so their names never conflict.
+    `snapshot_not_of_agent` (422), and, from an inline agent's save, only the save-time checks
+    of its config (422, `app.agents.checks`, with `details.field` under `agent.config`): inline
+    agents are workflow-only, so their names never conflict.
     """
+    if request.agent is not None:
+        check_agent_config(
+            request.agent.config,
+            registry,
+            tenant_id=str(principal.tenant_id),
+            field="agent.config",
+        )
     existing = await repository.get_binding(session, principal.tenant_id, *address)
     if request.binding_type is BindingType.ROSTER_AGENT:
         agent, pin = await _roster_target(session, principal, request, existing)

@@ -92,36 +92,22 @@ def build_node_run(
             code="agent_model_not_configured",
             details={"agent_id": str(agent.id), "snapshot_id": str(snapshot.id)},
         )
-    layers = [
-        _prompt("agent_soul_prompt", prefix=soul.prompt.system_prompt),
-        _prompt("workflow_node_job_prompt", prefix=_job_prompt(job)),
-        _prompt("workflow_user_prompt", user=_user_prompt(request.inputs)),
-        RunLayerSpec(
-            name="execution_context",
-            type="execution_context",
-            config={
-                "tenant_id": tenant_id,
-                "app_id": binding.app_id,
-                "workflow_id": request.workflow_id,
-                "workflow_run_id": workflow_run_id,
-                "node_id": node_id,
-                "node_execution_id": request.node_execution_id,
-                "agent_id": str(agent.id),
-                "agent_config_snapshot_id": str(snapshot.id),
-                "invoke_from": "workflow_run",
-            },
-        ),
-        RunLayerSpec(name="history", type="pydantic_ai.history"),
-    ]
-    if soul.human.contacts or job.human_contacts:
-        layers.append(RunLayerSpec(name="ask_human", type="ask_human"))
-    layers.append(_model_layer(soul, model_providers or {}))
-    layers.append(
-        RunLayerSpec(
-            name="output",
-            type="output.json_schema",
-            config={"json_schema": declared_outputs_schema(job.effective_declared_outputs())},
-        )
+    layers = node_layers(
+        soul,
+        job,
+        user_prompt=_user_prompt(request.inputs),
+        context={
+            "tenant_id": tenant_id,
+            "app_id": binding.app_id,
+            "workflow_id": request.workflow_id,
+            "workflow_run_id": workflow_run_id,
+            "node_id": node_id,
+            "node_execution_id": request.node_execution_id,
+            "agent_id": str(agent.id),
+            "agent_config_snapshot_id": str(snapshot.id),
+            "invoke_from": "workflow_run",
+        },
+        model_providers=model_providers or {},
     )
     return CreateRunRequest(
         composition=RunComposition(layers=layers),
@@ -151,6 +137,38 @@ def build_node_run(
     )
 
 
+def node_layers(
+    soul: AgentSoulConfig,
+    job: WorkflowNodeJobConfig,
+    *,
+    user_prompt: str,
+    context: dict[str, Any],
+    model_providers: Mapping[str, ModelProviderSettings],
+) -> list[RunLayerSpec]:
+    """The layers of a node run (module docstring), in order; without `llm` when the soul names
+    no model. Also what an agent version is checked against when it is saved
+    (`app.agents.checks`), so a save is refused exactly when a node run would be."""
+    layers = [
+        _prompt("agent_soul_prompt", prefix=soul.prompt.system_prompt),
+        _prompt("workflow_node_job_prompt", prefix=_job_prompt(job)),
+        _prompt("workflow_user_prompt", user=user_prompt),
+        RunLayerSpec(name="execution_context", type="execution_context", config=context),
+        RunLayerSpec(name="history", type="pydantic_ai.history"),
+    ]
+    if soul.human.contacts or job.human_contacts:
+        layers.append(RunLayerSpec(name="ask_human", type="ask_human"))
+    if soul.model is not None:
+        layers.append(_model_layer(soul, model_providers))
+    layers.append(
+        RunLayerSpec(
+            name="output",
+            type="output.json_schema",
+            config={"json_schema": declared_outputs_schema(job.effective_declared_outputs())},
+        )
+    )
+    return layers
+
+
 def _prompt(name: str, *, prefix: str = "", user: str = "") -> RunLayerSpec:
     return RunLayerSpec(name=name, type="plain.prompt", config={"prefix": prefix, "user": user})
 
@@ -164,6 +182,7 @@ def _job_prompt(job: WorkflowNodeJobConfig) -> str:
 
 
 def _user_prompt(inputs: NodeRunInputs) -> str:
+    """The node's user prompt from its inputs (a fixed request when there are none)."""
     parts = []
     if inputs.query:
         parts.append(f"User query:\n{inputs.query}")

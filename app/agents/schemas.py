@@ -38,6 +38,7 @@ from app.models import (
 )
 from app.runs.schemas import DeferredToolResults, RetryPolicy, RunLimits
 from app.schemas import AgentSoulConfig, WorkflowNodeJobConfig
+from app.schemas.agent_config import load_job_config, load_soul_config
 from app.schemas.strict import StrictBool
 
 AgentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -351,7 +352,7 @@ class VersionRead(VersionSummary):
     @classmethod
     def from_row(cls, snapshot: AgentConfigSnapshot, active_id: uuid.UUID | None) -> Self:
         summary = VersionSummary.from_row(snapshot, active_id)
-        return cls(**summary.model_dump(), config=AgentSoulConfig.model_validate(snapshot.config))
+        return cls(**summary.model_dump(), config=load_soul_config(snapshot.config))
 
 
 class VersionPage(BaseModel):
@@ -449,7 +450,7 @@ class BindingRead(BaseModel):
             snapshot_id=binding.current_snapshot_id,
             resolved_snapshot_id=resolved.id if resolved is not None else None,
             resolved_version=resolved.version if resolved is not None else None,
-            node_job_config=WorkflowNodeJobConfig.model_validate(binding.node_job_config),
+            node_job_config=load_job_config(binding.node_job_config),
             created_by=binding.created_by,
             updated_by=binding.updated_by,
             created_at=binding.created_at,

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
+from app.agents.checks import check_agent_config
 from app.agents.schemas import (
     AgentCreate,
     AgentPage,
@@ -43,6 +44,7 @@ from app.agents.schemas import (
 )
 from app.errors import BadRequest, Conflict, NotFound
 from app.keys import Principal
+from app.layers import LayerRegistry
 from app.models import (
     Agent,
     AgentConfigOperation,
@@ -219,12 +221,15 @@ async def _agent_read(session: AsyncSession, agent: Agent) -> AgentRead:
 
 
 async def create_agent(
-    session: AsyncSession, principal: Principal, request: AgentCreate
+    session: AsyncSession, principal: Principal, request: AgentCreate, registry: LayerRegistry
 ) -> AgentRead:
     """Create an agent, its version 1 and a `create_version` revision 1.
 
-    Raises `agent_name_taken` (409) when a roster agent's name is held by an active roster agent.
+    Raises `ValidationFailed` (422) when a node run of the config would be refused
+    (`app.agents.checks`), and `agent_name_taken` (409) when a roster agent's name is held by an
+    active roster agent.
     """
+    check_agent_config(request.config, registry, tenant_id=str(principal.tenant_id))
     agent = Agent(
         tenant_id=principal.tenant_id,
         name=request.name,

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
+from app.agents.checks import check_agent_config
 from app.agents.schemas import (
     AgentSaveAs,
     RevisionPage,
@@ -59,16 +60,24 @@ from app.agents.service import (
 )
 from app.errors import Conflict, NotFound
 from app.keys import Principal
+from app.layers import LayerRegistry
 from app.models import Agent, AgentConfigOperation, AgentConfigRevision, AgentScope, AgentStatus
+from app.schemas.agent_config import load_soul_config
 
 
 async def save_version(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, request: VersionSave
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    request: VersionSave,
+    registry: LayerRegistry,
 ) -> SaveResult:
     """Save `request.config` as a new immutable snapshot and make it active (module docstring).
 
-    Raises `agent_not_found` (404) and `agent_archived` (409).
+    Raises `ValidationFailed` (422) when a node run of the config would be refused
+    (`app.agents.checks`), `agent_not_found` (404) and `agent_archived` (409).
     """
+    check_agent_config(request.config, registry, tenant_id=str(principal.tenant_id))
     agent = await editable_agent(session, principal.tenant_id, agent_id)
     previous = await active_snapshot(session, agent)
     summary, version_note = request.summary, request.version_note
@@ -89,17 +98,27 @@ async def save_version(
 
 
 async def save_as_new_agent(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, request: AgentSaveAs
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    request: AgentSaveAs,
+    registry: LayerRegistry,
 ) -> SaveResult:
     """Copy an agent (archived ones too) into a new agent: version 1, a `save_new_agent` revision.
 
     The new agent takes the source's active config unless `request.config` is given, and its
     presentation fields unless overridden. Its revision's `previous_snapshot_id` is the source's
     active snapshot. A workflow-only copy stays attached to the source's workflow node; a roster
-    copy is attached to no workflow. Raises `agent_not_found` (404) and `agent_name_taken` (409).
+    copy is attached to no workflow. The copied config is checked like any save (it becomes a
+    new version on this server as it is configured now). Raises `ValidationFailed` (422,
+    `app.agents.checks`), `agent_not_found` (404) and `agent_name_taken` (409).
     """
     source = await get_agent_row(session, principal.tenant_id, agent_id)
     source_snapshot = await active_snapshot(session, source)
+    checked = (
+        request.config if request.config is not None else load_soul_config(source_snapshot.config)
+    )
+    check_agent_config(checked, registry, tenant_id=str(principal.tenant_id))
     fields = request.model_fields_set
     workflow_only = request.scope is AgentScope.WORKFLOW_ONLY
     agent = Agent(

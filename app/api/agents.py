@@ -21,7 +21,7 @@ from app.agents.schemas import (
     VersionRead,
     VersionSave,
 )
-from app.api.deps import ReadDb, Write
+from app.api.deps import ReadDb, State, Write
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.roles import Reader, Runner
@@ -39,6 +39,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "`request_invalid`: e.g. a bad config."}
 }
+_CHECKED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorResponse,
+        "description": "`request_invalid` (e.g. an unknown field in the config), or the code a "
+        "node run of this config would get on this server, nothing stored: "
+        "`unknown_model_provider`, `unknown_layer_type`, `invalid_layer_config`, "
+        "`unsupported_model_setting`, `invalid_model_setting`; `details.field` points into "
+        "the config.",
+    }
+}
 _NAME_TAKEN = "`agent_name_taken`: an active roster agent has this name."
 _ARCHIVED = "`agent_archived`: archived agents are read-only."
 
@@ -47,11 +57,17 @@ _ARCHIVED = "`agent_archived`: archived agents are read-only."
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an agent",
-    description="Creates the agent with config version 1 and a `create_version` revision 1.",
-    responses={**_AUTH, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
+    description=(
+        "Creates the agent with config version 1 and a `create_version` revision 1. The config "
+        "is checked as a node run of it would be (model provider, layer types and configs "
+        "against this server's allow-list)."
+    ),
+    responses={**_AUTH, **_CHECKED, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
-async def create_agent(body: AgentCreate, write: Write, principal: Runner) -> AgentRead:
-    return await write(service.create_agent, principal, body)
+async def create_agent(
+    body: AgentCreate, write: Write, principal: Runner, state: State
+) -> AgentRead:
+    return await write(service.create_agent, principal, body, state.registry)
 
 
 @router.get(
@@ -126,14 +142,15 @@ async def archive_agent(agent_id: uuid.UUID, write: Write, principal: Runner) ->
     summary="Save a config version",
     description=(
         "Writes a new immutable snapshot with the next version number, makes it the active "
-        "one, and records a revision from the previous active snapshot to it."
+        "one, and records a revision from the previous active snapshot to it. The config is "
+        "checked as a node run of it would be; a refused one stores nothing."
     ),
-    responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
+    responses={**_ERRORS, **_CHECKED, 409: {"model": ErrorResponse, "description": _ARCHIVED}},
 )
 async def save_version(
-    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: Runner
+    agent_id: uuid.UUID, body: VersionSave, write: Write, principal: Runner, state: State
 ) -> SaveResult:
-    return await write(versions.save_version, principal, agent_id, body)
+    return await write(versions.save_version, principal, agent_id, body, state.registry)
 
 
 @router.get(
@@ -197,14 +214,15 @@ async def list_revisions(
     summary="Save as a new agent",
     description=(
         "Copies the agent (its active config unless `config` is given) into a new agent with "
-        "version 1 and a `save_new_agent` revision whose previous snapshot is the source's."
+        "version 1 and a `save_new_agent` revision whose previous snapshot is the source's. "
+        "The new version's config (given or copied) is checked as a node run of it would be."
     ),
-    responses={**_ERRORS, **_INVALID, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
+    responses={**_ERRORS, **_CHECKED, 409: {"model": ErrorResponse, "description": _NAME_TAKEN}},
 )
 async def save_as(
-    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: Runner
+    agent_id: uuid.UUID, body: AgentSaveAs, write: Write, principal: Runner, state: State
 ) -> SaveResult:
-    return await write(versions.save_as_new_agent, principal, agent_id, body)
+    return await write(versions.save_as_new_agent, principal, agent_id, body, state.registry)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.agents import bindings
 from app.agents.bindings import NodeAddress
 from app.agents.schemas import BindingList, BindingPut, BindingRead, BindingsCopy
-from app.api.deps import ReadDb, Write
+from app.api.deps import ReadDb, State, Write
 from app.api.edge import StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.roles import Reader, Runner
@@ -47,7 +47,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
         409: {"model": ErrorResponse, "description": "`agent_archived`."},
         422: {
             "model": ErrorResponse,
-            "description": "`request_invalid`, `agent_not_in_roster`, `snapshot_not_of_agent`.",
+            "description": "`request_invalid`, `agent_not_in_roster`, `snapshot_not_of_agent`; "
+            "for an inline agent, the codes a node run of its config would get "
+            "(`unknown_model_provider`, `unknown_layer_type`, `invalid_layer_config`…, with "
+            "`details.field` under `agent.config`).",
         },
     },
 )
@@ -58,10 +61,11 @@ async def put_binding(
     body: BindingPut,
     write: Write,
     principal: Runner,
+    state: State,
     response: Response,
 ) -> BindingRead:
     address = NodeAddress(workflow_id, workflow_version, node_id)
-    binding, created = await write(bindings.put_binding, principal, address, body)
+    binding, created = await write(bindings.put_binding, principal, address, body, state.registry)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return binding

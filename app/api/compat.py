@@ -40,12 +40,27 @@ TAG = "seed protocol (compat)"
 TAG_DESCRIPTION = (
     "The run protocol of the workflow engine's agent backend that inspired Strata, served on "
     f"`{PREFIX}` over the same runs as `/v1` (a run created here is visible there, and the "
-    "other way round). Statuses are `running | succeeded | failed | cancelled` (a paused run "
+    "other way round). Query parameters these routes do not declare are ignored, as the seed "
+    "server does (`/v1` refuses them). Statuses are `running | succeeded | failed | "
+    "cancelled` (a paused run "
     'has `succeeded` with a `deferred_tool_call`), cursors are `"<seq>-0"` strings '
     '(`"0-0"` is the start), and errors are `{"detail": …}`. Same keys and roles as `/v1`.'
 )
 
-router = APIRouter(prefix=PREFIX, tags=[TAG], route_class=StrataRoute)
+
+class _SeedRoute(StrataRoute):
+    """The edge checks, except that query parameters the route does not declare are ignored.
+
+    The seed system's server is a FastAPI app, which ignores them, and its client (and any other
+    client written against that server) may rely on that: this prefix promises to behave like
+    that server. The protocol's own parameters (`after`, `limit`) are declared and validated, and
+    the protocol has no filters whose misspelling could go unnoticed.
+    """
+
+    rejects_unknown_query_parameters = False
+
+
+router = APIRouter(prefix=PREFIX, tags=[TAG], route_class=_SeedRoute)
 
 
 def _error(description: str) -> dict[str, Any]:

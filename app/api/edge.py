@@ -12,11 +12,25 @@ or stored:
   `\\uD800` to `\\uDFFF` in the raw bytes can produce a bad string after that, so the parsed value
   is walked only when the raw bytes hold one (a body with none costs one byte search). Bodies
   nested too deeply or holding an integer too long to convert are 422 `request_invalid`
-  (`json_invalid`).
+  (`json_invalid`), and so is an integer outside 64 bits (`int_out_of_range`, with its
+  location): the JSON columns are written with orjson, which refuses those, so without this
+  check a free-form object holding one (`metadata`, a tool entry…) was a 500. The value is
+  walked only when the raw bytes hold a run of 19 digits.
 - The decoded path, the raw query string (`%00`, a raw NUL byte) and header values (a NUL byte).
 
 Percent-decoding of paths and queries replaces invalid UTF-8 with U+FFFD (never surrogates), so
 those need only the NUL check.
+
+It also refuses query parameters a route does not declare: 422 `unknown_query_parameter`, naming
+them (`details.parameters`) and the ones the route accepts (`details.accepted`). FastAPI ignores
+them, so a misspelt or unsupported filter (`GET /v1/runs?workflow_run=…`) used to answer an
+unfiltered list that looked like an answer. The accepted names are read from the route's own
+dependency tree (handler, route and router dependencies) when the route is built, so they cannot
+drift from what the handler parses; dependencies added by `include_router` are not part of it
+and must take no query parameters (`tests/api/test_query_parameters.py` compares every route's
+names with its OpenAPI parameters). A route class may opt out
+(`StrataRoute.rejects_unknown_query_parameters`): the seed protocol's routes do, see
+`app.api.compat`.
 """
 
 from __future__ import annotations
@@ -27,8 +41,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
@@ -44,6 +60,10 @@ _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2})")
 """A JSON escape that may decode to NUL or to half of a surrogate pair."""
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 """Characters no database column takes: NUL and unpaired surrogates."""
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+"""A number with at least 19 digits: the shortest that can lie outside 64 bits."""
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+"""The integers orjson, which writes the JSON columns, can encode."""
 
 
 def invalid_characters(location: list[str | int]) -> ValidationFailed:
@@ -89,6 +109,19 @@ def decode_json_body(raw: bytes) -> Any:
         location = _bad_string_location(value)
         if location is not None:
             raise invalid_characters(["body", *location])
+    if _LONG_DIGITS.search(raw):
+        location = _huge_integer_location(value)
+        if location is not None:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "int_out_of_range",
+                        "loc": ("body", *location),
+                        "msg": "integers in a request must fit in 64 bits",
+                        "input": None,
+                    }
+                ]
+            )
     return value
 
 
@@ -124,6 +157,21 @@ def _bad_string_location(value: Any) -> list[str | int] | None:
     return None
 
 
+def _huge_integer_location(value: Any) -> list[str | int] | None:
+    """The path to the first integer outside what orjson encodes, else None."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool):
+            if not _INT64_MIN <= node <= _UINT64_MAX:
+                return path
+        elif isinstance(node, dict):
+            stack.extend((item, [*path, key]) for key, item in node.items())
+        elif isinstance(node, list):
+            stack.extend((item, [*path, index]) for index, item in enumerate(node))
+    return None
+
+
 def check_request_strings(scope: Scope) -> None:
     """Refuse a path, query or header that carries NUL (or a path with a lone surrogate)."""
     if _BAD_TEXT.search(scope["path"]):
@@ -137,6 +185,46 @@ def check_request_strings(scope: Scope) -> None:
     for name, value in scope.get("headers", ()):
         if b"\x00" in value:
             raise invalid_characters(["header", name.decode("latin-1")])
+
+
+def declared_query_parameters(dependant: Dependant) -> frozenset[str]:
+    """The query parameter names a route parses: every query field of its dependency tree, by
+    the name a request uses (its alias); a pydantic model taken as query parameters adds its
+    fields' names."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            annotation = field.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                for name, info in annotation.model_fields.items():
+                    names.add(info.alias or name)
+            else:
+                names.add(field.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
+UNKNOWN_QUERY_PARAMETER = "unknown_query_parameter"
+_UNKNOWN_QUERY_NOTE = (
+    f"`{UNKNOWN_QUERY_PARAMETER}`: a query parameter this route does not declare "
+    "(`details.parameters`)."
+)
+
+
+def check_query_parameters(request: Request, accepted: frozenset[str]) -> None:
+    """Refuse a query parameter the route does not declare (422 `unknown_query_parameter`)."""
+    unknown = sorted({name for name in request.query_params if name not in accepted})
+    if not unknown:
+        return
+    listed = ", ".join(repr(name) for name in unknown)
+    offered = ", ".join(sorted(accepted)) or "none"
+    raise ValidationFailed(
+        f"unknown query parameter(s) {listed}; this route accepts: {offered}",
+        code=UNKNOWN_QUERY_PARAMETER,
+        details={"parameters": unknown, "accepted": sorted(accepted)},
+    )
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -163,22 +251,45 @@ class StrataRoute(APIRoute):
     """The route class of every API router: runs the edge checks before anything else.
 
     Dependencies (authentication included) and the handler run only for a request whose path,
-    query, headers and JSON body passed them. Building a route that declares no role is an error
-    (`app.api.roles.document_role`).
+    query (its characters and its parameter names), headers and JSON body passed them. Building
+    a route that declares no role is an error (`app.api.roles.document_role`).
     """
+
+    rejects_unknown_query_parameters: bool = True
+    """Whether a query parameter the route does not declare is a 422 (see the module docstring)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         from app.api.roles import document_role  # roles → deps → lifespan: import when used
 
         document_role(self)
+        if self.rejects_unknown_query_parameters:
+            self._document_unknown_query_parameters()
+
+    def _document_unknown_query_parameters(self) -> None:
+        """Name `unknown_query_parameter` in the route's own 422 description; a route without
+        one gets the 422 that its app documents for every route (`app.main.COMMON_ERRORS`)."""
+        for status in (422, "422"):
+            response = self.responses.get(status)
+            if response is not None:
+                description = str(response.get("description") or "").rstrip()
+                if UNKNOWN_QUERY_PARAMETER not in description:
+                    self.responses[status] = {
+                        **response,
+                        "description": f"{description} {_UNKNOWN_QUERY_NOTE}".strip(),
+                    }
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         takes_body = self.body_field is not None
+        # called from `APIRoute.__init__`, once `self.dependant` exists
+        self.query_parameters = declared_query_parameters(self.dependant)
+        accepted = self.query_parameters if self.rejects_unknown_query_parameters else None
 
         async def edge_handler(request: Request) -> Response:
             check_request_strings(request.scope)
+            if accepted is not None and request.scope.get("query_string"):
+                check_query_parameters(request, accepted)
             if takes_body:
                 request = _EdgeRequest(request.scope, request.receive)
                 if _is_json(request.headers.get("content-type")) and await request.body():

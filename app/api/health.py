@@ -27,7 +27,13 @@ _operator_bearer = HTTPBearer(
     auto_error=False, scheme_name="MetricsToken", description="`STRATA_METRICS_TOKEN`."
 )
 
-router = APIRouter(tags=["operations"], route_class=StrataRoute)
+router = APIRouter(
+    tags=["operations"],
+    route_class=StrataRoute,
+    responses={
+        422: {"model": ErrorResponse, "description": "These routes take no query parameters."}
+    },
+)
 
 
 class Health(BaseModel):

@@ -14,10 +14,11 @@ from app.api.deps import Accepting, ReadDb, State, Write
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
+from app.api.query import Instant, check_time_range
 from app.api.request_context import bind_run_id
 from app.api.roles import Reader, Runner
 from app.errors import BadRequest
-from app.models import RunStatus
+from app.models import RunPurpose, RunStatus
 from app.runs import repository, service
 from app.runs.outcome import TERMINAL_EVENT_TYPES
 from app.runs.schemas import (
@@ -111,8 +112,24 @@ async def create_run(
 @router.get(
     "",
     summary="List runs",
-    description="The tenant's runs, newest first, optionally filtered by status.",
-    responses={401: _ERRORS[401], 400: {"model": ErrorResponse}},
+    description=(
+        "The tenant's runs, newest first, `limit` a page; `next_cursor` continues with the same "
+        "filters. Every filter given must hold. `workflow_run_id` and `node_id` match the "
+        "runtime session a run belongs to (node runs, session-scoped runs and the cleanup runs "
+        "of their retire); a run posted without `session` has neither. The created range is "
+        "half-open: `created_after` ≤ `created_at` < `created_before`, ISO 8601 with an offset "
+        "(`Z` or `%2B02:00`; a time without one is 422). Any other query parameter is 422 "
+        "`unknown_query_parameter`."
+    ),
+    responses={
+        401: _ERRORS[401],
+        400: {"model": ErrorResponse, "description": "`invalid_cursor`."},
+        422: {
+            "model": ErrorResponse,
+            "description": "`request_invalid` (e.g. a time without an offset), "
+            "`invalid_time_range`, `unknown_query_parameter`.",
+        },
+    },
 )
 async def list_runs(
     db: ReadDb,
@@ -120,13 +137,43 @@ async def list_runs(
     status_filter: Annotated[
         list[RunStatus] | None, Query(alias="status", description="Repeat for several.")
     ] = None,
+    purpose: Annotated[
+        RunPurpose | None, Query(description="`agent` runs, or the `cleanup` runs of retires.")
+    ] = None,
+    workflow_run_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="Runs of this workflow run's sessions."),
+    ] = None,
+    node_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="Runs of sessions of this node."),
+    ] = None,
+    session_id: Annotated[
+        uuid.UUID | None, Query(description="Runs of this runtime session.")
+    ] = None,
+    created_after: Annotated[
+        Instant | None, Query(description="Created at or after this time (inclusive).")
+    ] = None,
+    created_before: Annotated[
+        Instant | None, Query(description="Created before this time (exclusive).")
+    ] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RunPage:
+    check_time_range(created_after, created_before)
+    filters = repository.RunFilters(
+        statuses=status_filter or (),
+        purpose=purpose,
+        session_id=session_id,
+        workflow_run_id=workflow_run_id,
+        node_id=node_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
     runs = await repository.list_runs(
         db,
         principal.tenant_id,
-        statuses=status_filter or [],
+        filters=filters,
         before=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
@@ -225,6 +272,36 @@ async def _existing_run(run_id: uuid.UUID, principal: Reader, state: State) -> u
     return run_id
 
 
+async def _stream_start(
+    after: Annotated[
+        int | None,
+        Query(ge=0, le=INT32_MAX, description="Exclusive cursor; wins over the header."),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="The last seq a client received.")
+    ] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(
+            alias="lastEventId",
+            description="The same as `Last-Event-ID`, for EventSource polyfills that send it in "
+            "the query when they reconnect; the header wins over it.",
+        ),
+    ] = None,
+) -> int:
+    """The exclusive start cursor, checked before the stream starts (a bad one is a 400).
+
+    `lastEventId` is declared because browser EventSource polyfills (which exist to send the
+    `Authorization` header the native one cannot) add it to the URL on reconnect: refused as an
+    unknown parameter, their reconnects would fail; ignored, they would replay from the start.
+    """
+    if after is not None:
+        return after
+    if last_event_id is not None and last_event_id.strip():
+        return _parse_last_event_id(last_event_id)
+    return _parse_last_event_id(last_event_id_query)
+
+
 @router.get(
     "/{run_id}/events/stream",
     response_class=EventSourceResponse,
@@ -255,21 +332,6 @@ async def stream_events(
             yield ServerSentEvent(
                 raw_data=event.model_dump_json(), event=event.type, id=str(event.seq)
             )
-
-
-async def _stream_start(
-    after: Annotated[
-        int | None,
-        Query(ge=0, le=INT32_MAX, description="Exclusive cursor; wins over the header."),
-    ] = None,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", description="The last seq a client received.")
-    ] = None,
-) -> int:
-    """The exclusive start cursor, checked before the stream starts (a bad one is a 400)."""
-    if after is not None:
-        return after
-    return _parse_last_event_id(last_event_id)
 
 
 def _parse_last_event_id(value: str | None) -> int:

@@ -41,6 +41,11 @@ _SHUTTING_DOWN: dict[int | str, dict[str, Any]] = {
 @router.get(
     "",
     summary="List runtime sessions",
+    description=(
+        "The tenant's runtime sessions, newest first, `limit` a page; `next_cursor` continues "
+        "with the same filters. Every filter given must hold. Any other query parameter is 422 "
+        "`unknown_query_parameter`."
+    ),
     responses={
         401: _ERRORS[401],
         400: {"model": ErrorResponse, "description": "`invalid_cursor`."},
@@ -49,8 +54,21 @@ _SHUTTING_DOWN: dict[int | str, dict[str, Any]] = {
 async def list_sessions(
     db: ReadDb,
     principal: Reader,
-    workflow_run_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: RuntimeSessionStatus | None = None,
+    workflow_run_id: Annotated[
+        str | None, Query(max_length=64, description="Sessions of this workflow run.")
+    ] = None,
+    node_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Sessions of this workflow node (in every workflow run, unless "
+            "`workflow_run_id` is given too).",
+        ),
+    ] = None,
+    status: Annotated[
+        RuntimeSessionStatus | None, Query(description="`active` or `cleaned`.")
+    ] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SessionPage:
@@ -58,6 +76,7 @@ async def list_sessions(
         db,
         principal,
         workflow_run_id=workflow_run_id,
+        node_id=node_id,
         status=status,
         before=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,

@@ -95,6 +95,8 @@ class Run(Base):
         # NULL keys never collide (NULLs are distinct in unique constraints on both databases).
         sa.UniqueConstraint("tenant_id", "idempotency_key"),
         sa.Index(None, "tenant_id", "status", "created_at"),
+        # `GET /v1/runs?created_after=…&created_before=…` without a status filter
+        sa.Index(None, "tenant_id", "created_at"),
         # claim the oldest queued run; find the executing runs (sweeper, per-worker counts)
         sa.Index(None, "status", "queued_at"),
         # a worker's runs (its reconciliation at each heartbeat); only rows with an owner

@@ -67,6 +67,12 @@ class WorkflowAgentRuntimeSession(Base):
             "workflow_run_id",
             "status",
         ),
+        # `GET /v1/sessions?node_id=…` and `GET /v1/runs?node_id=…`
+        sa.Index(
+            "ix_workflow_agent_runtime_sessions_tenant_id_node_id",
+            "tenant_id",
+            "node_id",
+        ),
         # retention: is this run the latest snapshot of a session?
         sa.Index(
             "ix_workflow_agent_runtime_sessions_snapshot_run_id",

@@ -34,7 +34,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Run, RunEvent, RunPurpose, RunStatus, Worker
+from app.models import Run, RunEvent, RunPurpose, RunStatus, Worker, WorkflowAgentRuntimeSession
 from app.models.base import utcnow
 from app.models.run import TERMINAL_RUN_STATUSES as TERMINAL
 from app.runs.snapshots import reopen_closed
@@ -43,6 +43,7 @@ EXECUTING = (RunStatus.RUNNING, RunStatus.CANCELLING)
 runs = cast(Table, Run.__table__)
 events = cast(Table, RunEvent.__table__)
 workers = cast(Table, Worker.__table__)
+sessions = cast(Table, WorkflowAgentRuntimeSession.__table__)
 
 #: What `RunRead` shows: everything but the request columns and the bookkeeping.
 READ_COLUMNS = (
@@ -177,18 +178,59 @@ async def get_run_by_key(
     return result.first()
 
 
+@dataclass(frozen=True)
+class RunFilters:
+    """What `GET /v1/runs` narrows the list to; every given filter must hold (AND).
+
+    `workflow_run_id` and `node_id` are the scope of the run's runtime session: runs without a
+    session (plain `POST /v1/runs` without `session`) have neither and never match them.
+    `created_after` is inclusive and `created_before` exclusive, so consecutive windows tile.
+    """
+
+    statuses: Sequence[RunStatus] = ()
+    purpose: RunPurpose | None = None
+    session_id: uuid.UUID | None = None
+    workflow_run_id: str | None = None
+    node_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
 async def list_runs(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     *,
-    statuses: Sequence[RunStatus],
+    filters: RunFilters,
     before: uuid.UUID | None,
     limit: int,
 ) -> list[Any]:
-    """Newest first. Ids are UUIDv7, so ordering by id is ordering by creation time."""
+    """Newest first. Ids are UUIDv7, so ordering by id is ordering by creation time, and the
+    cursor (`before`, the last id of the previous page) stays valid under the same filters.
+
+    Indexes: `status` uses `(tenant_id, status, created_at)`; `session_id` uses
+    `ix_runs_session_id`; `workflow_run_id` and `node_id` select the sessions first (through
+    `(tenant_id, workflow_run_id, status)` or `(tenant_id, node_id)` of the sessions table) and
+    then their runs through `ix_runs_session_id`; the created range alone uses
+    `(tenant_id, created_at)`.
+    """
     query = select(*READ_COLUMNS).where(runs.c.tenant_id == tenant_id)
-    if statuses:
-        query = query.where(runs.c.status.in_(statuses))
+    if filters.statuses:
+        query = query.where(runs.c.status.in_(filters.statuses))
+    if filters.purpose is not None:
+        query = query.where(runs.c.purpose == filters.purpose)
+    if filters.session_id is not None:
+        query = query.where(runs.c.session_id == filters.session_id)
+    if filters.workflow_run_id is not None or filters.node_id is not None:
+        scoped = select(sessions.c.id).where(sessions.c.tenant_id == tenant_id)
+        if filters.workflow_run_id is not None:
+            scoped = scoped.where(sessions.c.workflow_run_id == filters.workflow_run_id)
+        if filters.node_id is not None:
+            scoped = scoped.where(sessions.c.node_id == filters.node_id)
+        query = query.where(runs.c.session_id.in_(scoped))
+    if filters.created_after is not None:
+        query = query.where(runs.c.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(runs.c.created_at < filters.created_before)
     if before is not None:
         query = query.where(runs.c.id < before)
     return list((await session.execute(query.order_by(runs.c.id.desc()).limit(limit))).all())

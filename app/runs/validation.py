@@ -109,22 +109,23 @@ def _check_roles(composition: RunComposition, registry: LayerRegistry) -> None:
             )
 
 
-def validate_run_request(
-    request: CreateRunRequest,
+def check_composition(
+    composition: RunComposition,
     registry: LayerRegistry,
-    settings: Settings,
     *,
     tenant_id: str,
     snapshot: dict[str, Any] | None = None,
-) -> ValidatedRun:
-    """Check a request; raise `ValidationFailed` with a precise code, or return the plan.
+) -> tuple[Compositor, dict[str, dict[str, Any]]]:
+    """The layer checks of a run: reserved names and roles, the allow-list and deps, each type's
+    own checks against what the server offers (model providers, MCP servers, tool endpoints),
+    every config, and the snapshot when there is one. Returns the plan and the configs it runs.
 
-    `snapshot` is the incoming snapshot: the request's own, or its session's (see
-    `app.sessions.scope.resolve_snapshot`).
+    Saving an agent version runs these same checks on the composition its node runs would get
+    (`app.agents.checks`), so both answer the same codes.
     """
-    compositor = build_compositor(request.composition, registry)
-    configs = server_configs(request.composition, tenant_id=tenant_id)
-    for spec in request.composition.layers:
+    compositor = build_compositor(composition, registry)
+    configs = server_configs(composition, tenant_id=tenant_id)
+    for spec in composition.layers:
         try:
             registry.check_config(spec.name, spec.type, configs.get(spec.name))
         except LayerCheckError as error:
@@ -140,7 +141,25 @@ def validate_run_request(
             raise unsupported from None
         field = "session_snapshot" if isinstance(error, SnapshotError) else "composition"
         raise _fail(error.code, error.message, layer=error.layer, field=field) from None
+    return compositor, configs
 
+
+def validate_run_request(
+    request: CreateRunRequest,
+    registry: LayerRegistry,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    snapshot: dict[str, Any] | None = None,
+) -> ValidatedRun:
+    """Check a request; raise `ValidationFailed` with a precise code, or return the plan.
+
+    `snapshot` is the incoming snapshot: the request's own, or its session's (see
+    `app.sessions.scope.resolve_snapshot`).
+    """
+    compositor, configs = check_composition(
+        request.composition, registry, tenant_id=tenant_id, snapshot=snapshot
+    )
     names = set(compositor.names)
     for name in request.on_exit.layers:
         if name not in names:

@@ -15,6 +15,7 @@ from app.schemas.agent_config import (
     FailureStrategyConfig,
     FileOutputConfig,
     HumanConfig,
+    HumanContact,
     JobMode,
     KnowledgeConfig,
     KnowledgeQueryMode,
@@ -30,6 +31,8 @@ from app.schemas.agent_config import (
     SkillsFilesConfig,
     ToolsConfig,
     WorkflowNodeJobConfig,
+    load_job_config,
+    load_soul_config,
 )
 from app.schemas.secret_keys import is_secret_like_key, secret_like_key_paths
 
@@ -44,6 +47,7 @@ __all__ = [
     "FailureStrategyConfig",
     "FileOutputConfig",
     "HumanConfig",
+    "HumanContact",
     "JobMode",
     "KnowledgeConfig",
     "KnowledgeQueryMode",
@@ -60,5 +64,7 @@ __all__ = [
     "ToolsConfig",
     "WorkflowNodeJobConfig",
     "is_secret_like_key",
+    "load_job_config",
+    "load_soul_config",
     "secret_like_key_paths",
 ]

@@ -16,8 +16,9 @@ Invariants:
   `check`, `array_item`) only appear on outputs of that type; a default value matches the type.
 - `schema_version` is 1; a later shape gets a new literal and a migration of the stored rows.
 
-Item shapes that Strata does not interpret yet (tool entries, knowledge datasets, contacts…) are
-free-form objects, kept as given.
+Item shapes that Strata does not interpret yet (tool entries, knowledge datasets…) are free-form
+objects, kept as given. Human contacts are typed (`HumanContact`); rows saved while they were
+free-form are read back through `load_soul_config`/`load_job_config`, which fit them into it.
 """
 
 from __future__ import annotations
@@ -25,13 +26,27 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from app.schemas.secret_keys import is_secret_like_key, reject_secret_like_keys
 from app.schemas.strict import SchemaVersion1, StrictBool, StrictInt
 
 FreeFormObject = Annotated[dict[str, Any], AfterValidator(reject_secret_like_keys)]
 """A JSON object Strata keeps as given, except that it may not hold a secret-like key."""
+
+STORED = {"stored": True}
+"""Validation context of configs read back from the database (`load_soul_config`,
+`load_job_config`): shapes that a later schema made stricter are read as they were saved (see
+`HumanContact`), where a request would be refused."""
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 """Names that are usable as variables downstream: a letter or `_`, then letters, digits, `_`."""
@@ -93,10 +108,112 @@ class KnowledgeConfig(_Schema):
     query_config: FreeFormObject = Field(default_factory=dict)
 
 
+_CONTACT_EXAMPLE: dict[str, Any] = {
+    "name": "On-call reviewer",
+    "id": "group-7f3a",
+    "email": "review@example.com",
+    "description": "Approves refunds above 500 EUR; answers within the hour.",
+    "metadata": {"channel": "slack", "team": "payments"},
+}
+
+
+class HumanContact(_Schema):
+    """Someone the agent may ask (human-in-the-loop): a person, a team or a role.
+
+    Strata does not contact anyone itself. A node run whose agent or job lists contacts gets the
+    `ask_human` layer, so the model can ask; the run then pauses with the question, and the
+    workflow engine routes it to a contact and resumes the run with the answer. The fields are
+    for that engine (and for people reading the config): Strata checks their shape, keeps them
+    as given, and puts none of them in a prompt.
+
+    Contacts saved before this schema existed (any JSON object) are read back in this shape:
+    the fields that fit are kept, every other key goes under `metadata`, and a contact without
+    a usable `name` is named after its `email` or `id` (else `unnamed contact`).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [_CONTACT_EXAMPLE]}
+    )
+
+    name: str = Field(
+        min_length=1, max_length=255, description="Who this is, as people would call them."
+    )
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The calling platform's id of the person or group (an account or team id).",
+    )
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="Where the calling platform may reach them by email.",
+    )
+    description: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="When to ask them and what they can answer.",
+    )
+    metadata: FreeFormObject = Field(
+        default_factory=dict,
+        description="Anything else the calling platform keeps with the contact (no secret-like "
+        "keys).",
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _saved_before_the_schema(
+        cls, value: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo
+    ) -> Self:
+        if not (info.context or {}).get("stored") or not isinstance(value, dict):
+            return handler(value)
+        try:
+            return handler(value)
+        except ValidationError:
+            return handler(_legacy_contact(value))
+
+
+_CONTACT_TEXT_FIELDS = ("name", "id", "email", "description")
+
+
+def _legacy_contact(value: dict[str, Any]) -> dict[str, Any]:
+    """A stored contact from before `HumanContact`, in its shape (see its docstring).
+
+    Keys are moved under `metadata` one failing field at a time, so what fits stays where it
+    is; at most one pass per field.
+    """
+    legacy_metadata = value.get("metadata")
+    extra: dict[str, Any] = dict(legacy_metadata) if isinstance(legacy_metadata, dict) else {}
+    contact: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "metadata" and isinstance(item, dict):
+            continue
+        if key in _CONTACT_TEXT_FIELDS and isinstance(item, str):
+            contact[key] = item
+        else:
+            extra[key] = item
+    for _ in range(len(_CONTACT_TEXT_FIELDS) + 1):
+        if not isinstance(contact.get("name"), str) or not contact["name"]:
+            contact["name"] = contact.get("email") or contact.get("id") or "unnamed contact"
+        try:
+            HumanContact.model_validate({**contact, "metadata": extra})
+        except ValidationError as error:
+            failing = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+            for key in failing & set(contact):
+                extra.setdefault(key, contact.pop(key))
+            continue
+        break
+    return {**contact, "metadata": extra}
+
+
 class HumanConfig(_Schema):
     """People the agent may ask (human-in-the-loop) and the tools it asks them with."""
 
-    contacts: list[FreeFormObject] = Field(default_factory=list)
+    contacts: list[HumanContact] = Field(
+        default_factory=list,
+        description="Who the agent may ask; any contact gives its node runs the `ask_human` layer.",
+    )
     tools: list[FreeFormObject] = Field(default_factory=list)
 
 
@@ -177,6 +294,11 @@ class AgentSoulConfig(_Schema):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     app_features: FreeFormObject = Field(default_factory=dict)
     app_variables: list[AppVariable] = Field(default_factory=list)
+
+
+def load_soul_config(stored: Any) -> AgentSoulConfig:
+    """An `AgentSoulConfig` from a stored row (`agent_config_snapshots.config`)."""
+    return AgentSoulConfig.model_validate(stored, context=STORED)
 
 
 # --- WorkflowNodeJobConfig ---------------------------------------------------------------------
@@ -338,7 +460,11 @@ class WorkflowNodeJobConfig(_Schema):
     workflow_prompt: str = ""
     previous_node_output_refs: list[FreeFormObject] = Field(default_factory=list)
     declared_outputs: list[DeclaredOutputConfig] = Field(default_factory=list)
-    human_contacts: list[FreeFormObject] = Field(default_factory=list)
+    human_contacts: list[HumanContact] = Field(
+        default_factory=list,
+        description="Who the agent may ask in this node, besides the agent's own contacts; any "
+        "contact gives the node's runs the `ask_human` layer.",
+    )
     metadata: FreeFormObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -352,3 +478,8 @@ class WorkflowNodeJobConfig(_Schema):
     def effective_declared_outputs(self) -> tuple[DeclaredOutputConfig, ...]:
         """The declared outputs, or `DEFAULT_DECLARED_OUTPUTS` when the node declares none."""
         return tuple(self.declared_outputs) or DEFAULT_DECLARED_OUTPUTS
+
+
+def load_job_config(stored: Any) -> WorkflowNodeJobConfig:
+    """A `WorkflowNodeJobConfig` from a stored row (`workflow_agent_node_bindings`)."""
+    return WorkflowNodeJobConfig.model_validate(stored, context=STORED)

@@ -104,14 +104,21 @@ async def list_sessions(
     tenant_id: uuid.UUID,
     *,
     workflow_run_id: str | None,
+    node_id: str | None = None,
     status: RuntimeSessionStatus | None,
     before: uuid.UUID | None,
     limit: int,
 ) -> list[Any]:
-    """Newest first, with their `session_snapshot`."""
+    """Newest first, with their `session_snapshot`.
+
+    Indexes: `(tenant_id, workflow_run_id, status)` for a workflow run (and its status),
+    `(tenant_id, node_id)` for a node alone.
+    """
     query = _WITH_SNAPSHOT.where(sessions.c.tenant_id == tenant_id)
     if workflow_run_id is not None:
         query = query.where(sessions.c.workflow_run_id == workflow_run_id)
+    if node_id is not None:
+        query = query.where(sessions.c.node_id == node_id)
     if status is not None:
         query = query.where(sessions.c.status == status)
     if before is not None:

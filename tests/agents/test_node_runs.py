@@ -139,14 +139,20 @@ def test_an_agent_without_a_model_is_422(api: Api) -> None:
     assert api.client.get("/v1/runs", headers=api.headers()).json()["items"] == []
 
 
-def test_an_unconfigured_model_provider_is_422(api: Api) -> None:
-    agent = create_agent(api, config=soul(model={"provider": "acme", "model": "big"}))
-    bind(api, agent["id"])
+def test_a_model_provider_removed_from_the_server_after_the_save_is_422_at_the_node_run(
+    api_factory: ApiFactory,
+) -> None:
+    before = api_factory(model_providers={"acme": {"base_url": "http://127.0.0.1:9/v1"}})
+    agent = create_agent(before, config=soul(model={"provider": "acme", "model": "big"}))
+    bind(before, agent["id"])
+    before.stop()
+    after = api_factory()  # the same database, a server without `acme`
 
-    response = node_run(api)
+    response = node_run(after)
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "unknown_model_provider"
+    assert after.client.get("/v1/runs", headers=after.headers()).json()["items"] == []
 
 
 def test_a_node_without_a_binding_is_404(api: Api) -> None:

@@ -146,6 +146,43 @@ def test_json_that_python_refuses_is_422_request_invalid(
     assert why in error["details"]["errors"][0]["msg"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "location"),
+    [
+        ("/v1/runs", chat(metadata={"n": 2**64}), ["body", "metadata", "n"]),
+        ("/v1/runs", chat(metadata={"n": [1, -(2**63) - 1]}), ["body", "metadata", "n", 1]),
+        (
+            "/v1/agents",
+            agent_body(config=soul(tools={"platform_tools": [{"x": {"y": 10**30}}]})),
+            ["body", "config", "tools", "platform_tools", 0, "x", "y"],
+        ),
+    ],
+)
+def test_integers_beyond_64_bits_anywhere_in_a_body_are_422_not_500(
+    api: Api, path: str, body: Any, location: list[Any]
+) -> None:
+    response = _raw_post(api, path, _json_bytes(body))
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "request_invalid"
+    assert error["details"]["errors"] == [
+        {
+            "loc": location,
+            "msg": "integers in a request must fit in 64 bits",
+            "type": "int_out_of_range",
+        }
+    ]
+    _no_runs(api)
+    assert api.client.get("/v1/agents", headers=api.headers()).json()["items"] == []
+
+
+def test_the_largest_64_bit_integers_are_stored(api: Api) -> None:
+    run = api.run_to_end(chat(metadata={"max": 2**64 - 1, "min": -(2**63), "digits": 10**18}))
+
+    assert run["metadata"] == {"max": 2**64 - 1, "min": -(2**63), "digits": 10**18}
+
+
 def test_nul_in_agent_names_and_configs_is_422(api: Api) -> None:
     named = api.client.post("/v1/agents", json=agent_body(f"a{NUL}b"), headers=api.headers())
     configured = api.client.post(

@@ -36,7 +36,10 @@ def test_a_full_soul_config_round_trips_through_json() -> None:
         model={"provider": "local", "model": "qwen3", "settings": {"temperature": 0.2}},
         tools={"platform_tools": [{"name": "search"}], "cli_tools": []},
         knowledge={"datasets": [{"id": "d1"}], "query_mode": "user_query"},
-        human={"contacts": [{"email": "ops@example.com"}], "tools": [{"name": "ask"}]},
+        human={
+            "contacts": [{"name": "Ops", "email": "ops@example.com"}],
+            "tools": [{"name": "ask"}],
+        },
         env={
             "variables": [{"name": "REGION", "value": "eu"}],
             "secret_refs": [{"name": "GITHUB_TOKEN", "secret": "github"}],
@@ -180,7 +183,7 @@ def test_a_job_config_round_trips_and_rejects_unknown_fields() -> None:
             "workflow_prompt": "Summarise the ticket.",
             "previous_node_output_refs": [{"node_id": "n1", "output": "text"}],
             "declared_outputs": [{"name": "summary", "type": "string"}],
-            "human_contacts": [{"email": "ops@example.com"}],
+            "human_contacts": [{"name": "Ops", "email": "ops@example.com"}],
             "metadata": {"origin": "editor"},
         }
     )

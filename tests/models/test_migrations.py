@@ -28,7 +28,7 @@ from app.models import Base, StrEnumType, WorkflowAgentRuntimeSession, new_id, u
 from tests.db_fixtures import run_blocking
 
 INITIAL_REVISION = "0001_initial"
-HEAD_REVISION = "0006_workflow_runs"
+HEAD_REVISION = "0007_list_filter_indexes"
 
 
 def _schema_diff(connection: Connection) -> list[Any]:

@@ -1,0 +1,38 @@
+"""Query parameter types shared by the list routes.
+
+Times are ISO 8601 instants with an offset (`2026-12-03T10:00:00Z`, `…+02:00`). A time without
+one is refused (422 `request_invalid`, error type `timezone_aware`) instead of guessed: a naive
+time means UTC to one client and local time to another. In a URL the `+` of an offset must be
+sent as `%2B` (a bare `+` decodes to a space, which is then not a time); `Z` needs no escaping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
+
+from app.errors import ValidationFailed
+
+
+def _to_utc(value: datetime) -> datetime:
+    # `0001-01-01T00:00:00+01:00` is a valid ISO 8601 time outside Python's range in UTC
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An aware datetime, converted to UTC."""
+
+
+def check_time_range(after: datetime | None, before: datetime | None) -> None:
+    """`created_after` must be earlier than `created_before` (422 `invalid_time_range`)."""
+    if after is not None and before is not None and after >= before:
+        raise ValidationFailed(
+            "created_after must be earlier than created_before",
+            code="invalid_time_range",
+            details={"created_after": after.isoformat(), "created_before": before.isoformat()},
+        )
