@@ -270,6 +270,8 @@ class KeyCache:
         found = task.result()
         if found is not None:
             self.put(key_hash, found[0])
+        else:
+            self._entries.pop(key_hash, None)  # revoked since it was cached: stop trusting it
 
     def forget(self, key_id: uuid.UUID) -> None:
         """Drop a key (revoked in this process: it stops working here at once)."""
