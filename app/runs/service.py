@@ -468,7 +468,8 @@ async def wait_for_run(
             if known is not None:
                 return run_read(known)
             if directory.executes(run_id, principal.tenant_id):
-                handed = await _await_handed_terminal(wake, deadline - _DEADLINE_READ_MARGIN)
+                # no state read yet: read a little earlier, the read has no fallback
+                handed = await _await_handed_terminal(wake, deadline - 2 * _DEADLINE_READ_MARGIN)
                 if handed is not None:
                     return run_read(handed)
         last: RunRead | None = None

@@ -237,12 +237,12 @@ def test_many_waiters_and_streams_with_a_pool_of_two_all_get_their_answer(
     assert all(lines[-1] == "event: run_succeeded" for _, lines in outcome["streams"])
     assert [response.status_code for response in outcome["waits"]] == [200] * count
     assert {response.json()["status"] for response in outcome["waits"]} == {"succeeded"}
-    # The long-poll on the run that outlasts it answers at its deadline with the state then,
-    # not seconds later (liveness bound: the deadline plus a second, plus slack for a loaded
-    # test machine's client).
+    # The long-poll on the run that outlasts it answers at its deadline with the state then.
+    # The service answers within about a second of the deadline (bench/streams.py measures
+    # it); this bound is a liveness bound with room for a test machine running several suites.
     status, run_status, took = outcome["short"]
     assert status == 200 and run_status in {"queued", "running"}
-    assert took < 2 + 1 + 2
+    assert took < 2 + 8
 
 
 def test_a_revoked_keys_streams_end_within_the_key_cache_time(
