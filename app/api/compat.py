@@ -244,7 +244,7 @@ async def _stream_start(
 
 @router.get(
     "/runs/{run_id}/events/sse",
-    response_class=EventStream,
+    response_class=Response,  # no media type: the 200 is OPENAPI_200, an event stream
     summary="Stream a run's events (seed protocol, SSE)",
     description=(
         "Server-sent events `id: <cursor>`, `event: <type>`, `data: <event JSON>` (the events "

@@ -230,7 +230,7 @@ async def _existing_run(run_id: uuid.UUID, principal: Reader, state: State) -> u
 
 @router.get(
     "/{run_id}/events/stream",
-    response_class=EventStream,
+    response_class=Response,  # no media type: the 200 is OPENAPI_200, an event stream
     summary="Stream a run's events (SSE)",
     description=(
         "Server-sent events: `id: <seq>`, `event: <type>`, `data: <event JSON>`. Starts after "
