@@ -112,12 +112,14 @@ def serve(
     _configure_logging(settings)
     import uvicorn
 
+    from app.http_server import http_protocol
     from app.main import create_app
 
     _prepare_database(settings)
     app = create_app(settings, run_worker=worker)
     config = uvicorn.Config(
         app,
+        http=http_protocol(),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

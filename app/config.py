@@ -199,6 +199,19 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="Idle event streams send a keep-alive comment this often."
     )
+    sse_stall_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="An event stream whose reader has not taken the data already sent for this "
+        "long (the socket's buffers are full) is dropped: the connection is closed and its "
+        "memory freed. The reader may reconnect with `Last-Event-ID`.",
+    )
+    key_cache_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A process trusts an API key it looked up for at most this long, so a revoked "
+        "key stops working (and its open event streams end) within this time everywhere.",
+    )
     max_queued_runs_per_tenant: int = Field(
         default=10_000, ge=1, description="More queued runs than this answer 429."
     )

@@ -1,18 +1,21 @@
 """Tenants and API keys.
 
 A key is shown once, when it is created; the database keeps only its SHA-256 hash and a short
-prefix for display. Every request looks its key up (there is no cache), so a revoked key stops
-authenticating with the next request. Keys are long random tokens, so a plain (unsalted) hash
+prefix for display. A process trusts a key it looked up for a few seconds (`KeyCache`,
+`STRATA_KEY_CACHE_SECONDS`), so a revoked key stops authenticating everywhere within that time
+(at once in the process that revoked it). Keys are long random tokens, so a plain (unsalted) hash
 is enough to make a leaked table useless, and it lets authentication find the key with one
 indexed lookup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -203,29 +206,72 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> bool:
 
 
 KEY_CACHE_SECONDS = 5.0
-"""How long a resolved key is trusted without asking the database again: a revoked key stops
-working within this time in every process."""
+"""How long a resolved key is trusted without asking the database again (the default of
+`STRATA_KEY_CACHE_SECONDS`): a revoked key stops working within this time in every process."""
+
+Lookup = Callable[[], Awaitable["tuple[Principal, bool] | None"]]
 
 
 class KeyCache:
-    """Resolved API keys, per process, for `KEY_CACHE_SECONDS` (by the key's hash).
+    """Resolved API keys, per process, for `ttl_seconds` (by the key's hash).
 
-    Only successful lookups are kept; an unknown key is looked up every time.
+    Only successful lookups are kept; an unknown key is looked up every time. Concurrent
+    lookups of one key share a single database read (`lookup`): a burst of requests with a key
+    the cache does not hold yet (a cold start, or every `ttl_seconds`) would otherwise read it
+    once per request and, finding `last_used_at` stale, queue one `UPDATE` of the same row per
+    request — a convoy on that row's lock, each waiter holding a pooled connection (issue 13.6:
+    500 streams and 500 long-polls opened at once starved the pool that way).
     """
 
     def __init__(self, ttl_seconds: float = KEY_CACHE_SECONDS, max_entries: int = 10_000) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lookups: dict[str, asyncio.Task[tuple[Principal, bool] | None]] = {}
 
-    def get(self, key_hash: str) -> Principal | None:
+    def get(self, key_hash: str, max_age: float | None = None) -> Principal | None:
+        """The cached principal, if it was looked up at most `max_age` (default: the cache
+        time) seconds ago."""
         entry = self._entries.get(key_hash)
         if entry is None:
             return None
-        if time.monotonic() - entry[0] > self.ttl_seconds:
+        age = time.monotonic() - entry[0]
+        if age > self.ttl_seconds:
             del self._entries[key_hash]
             return None
+        if max_age is not None and age > max_age:
+            return None
         return entry[1]
+
+    async def lookup(self, key_hash: str, fetch: Lookup) -> tuple[Principal, bool] | None:
+        """Look the key up with `fetch()` (the database), sharing one read among concurrent
+        callers, and cache what it found. The second item ("`last_used_at` is stale, refresh
+        it") is True for one caller only, so one burst records one use.
+
+        The read runs in a task of its own: a caller that goes away (its client disconnected)
+        does not cancel the others' read.
+        """
+        task = self._lookups.get(key_hash)
+        first = task is None
+        if task is None:
+            task = asyncio.ensure_future(fetch())
+            self._lookups[key_hash] = task
+            task.add_done_callback(lambda done: self._looked_up(key_hash, done))
+        found = await asyncio.shield(task)
+        if found is None:
+            return None
+        return found[0], found[1] and first
+
+    def _looked_up(self, key_hash: str, task: asyncio.Task[tuple[Principal, bool] | None]) -> None:
+        if self._lookups.get(key_hash) is task:
+            del self._lookups[key_hash]
+        if task.cancelled() or task.exception() is not None:
+            return  # every caller that still waits gets the error; nothing to cache
+        found = task.result()
+        if found is not None:
+            self.put(key_hash, found[0])
+        else:
+            self._entries.pop(key_hash, None)  # revoked since it was cached: stop trusting it
 
     def forget(self, key_id: uuid.UUID) -> None:
         """Drop a key (revoked in this process: it stops working here at once)."""

@@ -104,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker=worker,
         metrics=metrics,
         schema_head=head_revision(),
+        keys=KeyCache(settings.key_cache_seconds),
     )
     app.state.strata = state
     if worker is not None:

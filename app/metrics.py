@@ -2,7 +2,8 @@
 process in tests, and each must count only itself).
 
 Process-local series (this worker): runs finished by status, run durations, runs in flight,
-runs and events its retention passes deleted.
+runs and events its retention passes deleted, event streams open, their frames and how they
+ended.
 Database-wide gauges (all processes): runs by status, queue depth, and the live workers with the
 runs each executes, refreshed at each scrape.
 """
@@ -64,6 +65,24 @@ class Metrics:
         self.retention_events_deleted = Counter(
             "strata_retention_events_deleted_total",
             "Events deleted with those runs.",
+            registry=self.registry,
+        )
+        self.event_streams_open = Gauge(
+            "strata_event_streams_open",
+            "Event streams (SSE) this process serves now.",
+            registry=self.registry,
+        )
+        self.event_stream_frames = Counter(
+            "strata_event_stream_frames_total",
+            "SSE frames (events and keep-alives) this process's event streams handed to their "
+            "connections.",
+            registry=self.registry,
+        )
+        self.event_streams_closed = Counter(
+            "strata_event_streams_closed_total",
+            "Event streams that ended, by reason: completed, client_gone, stalled (the reader "
+            "took nothing for STRATA_SSE_STALL_SECONDS), key_revoked.",
+            ["reason"],
             registry=self.registry,
         )
         self.worker_runs = Gauge(

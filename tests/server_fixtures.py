@@ -5,9 +5,10 @@ response body before handing it over, so an event stream (which stays open until
 cannot be observed while it streams. These fixtures serve the app with uvicorn on 127.0.0.1 in a
 background thread, with its own event loop, the in-process worker and this test's database:
 
-- `live_server_factory(routers=(), **setting_overrides)` starts a server (settings as in
-  `make_settings`, test layer types registered, `routers` added to the app) and returns a
-  `LiveServer`; every server started is stopped after
+- `live_server_factory(routers=(), send_buffer_bytes=None, **setting_overrides)` starts a
+  server (settings as in `make_settings`, test layer types registered, `routers` added to the
+  app, the protocol `strata serve` uses, and a fixed `SO_SNDBUF` for its connections when
+  given) and returns a `LiveServer`; every server started is stopped after
   the test: `should_exit`, then the thread is joined (uvicorn waits for open connections up to
   its graceful-shutdown timeout, then cancels them).
 - `live_server`: one server with the default test settings.
@@ -33,6 +34,7 @@ from fastapi import APIRouter
 
 from app.client import AsyncStrataClient, StrataClient
 from app.config import Settings
+from app.http_server import http_protocol
 from app.main import create_app
 from tests.api_fixtures import create_key, make_settings
 from tests.layer_types import TEST_LAYER_PROVIDERS
@@ -110,7 +112,12 @@ def live_server_factory(database_url: str) -> Iterator[LiveServerFactory]:
     """Start real servers on this test's database; all are stopped after the test."""
     started: list[tuple[LiveServer, _ServerThread]] = []
 
-    def start(*, routers: Sequence[APIRouter] = (), **overrides: Any) -> LiveServer:
+    def start(
+        *,
+        routers: Sequence[APIRouter] = (),
+        send_buffer_bytes: int | None = None,
+        **overrides: Any,
+    ) -> LiveServer:
         settings = make_settings(database_url, **overrides)
         app = create_app(settings, extra_layer_providers=TEST_LAYER_PROVIDERS)
         for router in routers:
@@ -119,8 +126,11 @@ def live_server_factory(database_url: str) -> Iterator[LiveServerFactory]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         host, port = sock.getsockname()
+        if send_buffer_bytes is not None:  # accepted sockets inherit it (Linux)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
         config = uvicorn.Config(
             app,
+            http=http_protocol(),
             lifespan="on",
             log_config=None,
             log_level="warning",

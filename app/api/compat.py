@@ -9,16 +9,22 @@ the app's one error translation point (`app.api.errors`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import Accepting, ReadDb, State, Write
+from app.api.deps import Accepting, ReadDb, State, StreamKeyCheck, Write
 from app.api.edge import StrataRoute
 from app.api.request_context import bind_run_id
 from app.api.roles import Reader, Runner
+from app.api.sse import (
+    OPENAPI_200,
+    EventStream,
+    event_frame,
+    open_event_stream,
+    sse_frames,
+    stream_tick_seconds,
+)
 from app.compat import PREFIX
 from app.compat import service as seed
 from app.compat.schemas import (
@@ -26,6 +32,7 @@ from app.compat.schemas import (
     SeedCreateRunRequest,
     SeedError,
     SeedErrorList,
+    SeedEvent,
     SeedEventPage,
     SeedRunCancelled,
     SeedRunCreated,
@@ -252,20 +259,26 @@ async def _stream_start(
 
 @router.get(
     "/runs/{run_id}/events/sse",
-    response_class=EventSourceResponse,
+    response_class=Response,  # no media type: the 200 is OPENAPI_200, an event stream
     summary="Stream a run's events (seed protocol, SSE)",
     description=(
         "Server-sent events `id: <cursor>`, `event: <type>`, `data: <event JSON>` (the events "
         "of the page route). Starts after `after` (query) or else `Last-Event-ID` (header), "
         "replays stored events, then follows live ones with keep-alive comments while idle; "
         "closes right after the terminal event. Reconnect with `Last-Event-ID` to resume "
-        "without gaps or repeats."
+        "without gaps or repeats. It also ends early — reconnect the same way — when the "
+        "reader takes nothing for `STRATA_SSE_STALL_SECONDS` (the connection is dropped), and "
+        "with a final `: api key revoked` comment when the key is revoked (within "
+        "`STRATA_KEY_CACHE_SECONDS`; a reconnect then gets 401)."
     ),
     responses={
-        code: _json_error(
-            "SeedErrorList" if code == 422 else "SeedError", str(entry["description"])
-        )
-        for code, entry in _READ_ERRORS.items()
+        200: OPENAPI_200,
+        **{
+            code: _json_error(
+                "SeedErrorList" if code == 422 else "SeedError", str(entry["description"])
+            )
+            for code, entry in _READ_ERRORS.items()
+        },
     },
 )
 async def stream_events(
@@ -273,16 +286,24 @@ async def stream_events(
     start: Annotated[int, Depends(_stream_start)],
     principal: Reader,
     state: State,
-) -> AsyncIterable[ServerSentEvent]:
-    async for event in seed.follow_events(
+    key_check: StreamKeyCheck,
+) -> EventStream:
+    items = seed.follow_events(
         state.db,
         state.notifier,
         principal,
         run_id,
         after=start,
+        idle_seconds=stream_tick_seconds(state, key_check.interval),
+    )
+    frames = sse_frames(
+        items,
+        _frame,
         keepalive_seconds=state.settings.sse_keepalive_seconds,
-    ):
-        if event is None:
-            yield ServerSentEvent(comment="keep-alive")
-        else:
-            yield ServerSentEvent(raw_data=dump(event), event=event.type, id=event.id)
+        key_still_valid=key_check.still_valid,
+    )
+    return open_event_stream(state, frames)
+
+
+def _frame(event: SeedEvent) -> bytes:
+    return event_frame(dump(event), event=event.type, event_id=event.id)

@@ -7,6 +7,7 @@ the hand-off to a thread and back costs more CPU than most of them do.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
@@ -15,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.request_context import bind_tenant_id
+from app.db import is_database_unavailable
 from app.errors import ServiceUnavailable, Unauthorized
 from app.keys import Principal, authenticate, hash_key, touch_key
 from app.lifespan import AppState
@@ -72,8 +74,9 @@ async def get_principal(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller. Resolved keys are cached for `app.keys.KEY_CACHE_SECONDS`; a lookup holds a
-    read connection only for its own statement (a streaming route holds none)."""
+    """The caller. Resolved keys are cached for `STRATA_KEY_CACHE_SECONDS`; a lookup holds a
+    read connection only for its own statement (a streaming route holds none), and concurrent
+    lookups of one key share one read (`KeyCache.lookup`)."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise Unauthorized(
@@ -84,11 +87,10 @@ async def get_principal(
     if principal is not None:
         bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
         return principal
-    found = await state.db.read(authenticate, credentials.credentials, key_hash=key_hash)
+    found = await _look_up(state, key_hash)
     if found is None:
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=challenge)
     principal, stale = found
-    state.keys.put(key_hash, principal)
     bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
     if stale:
         with contextlib.suppress(Exception):  # bookkeeping only; never fail a request on it
@@ -97,6 +99,65 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def _look_up(state: AppState, key_hash: str) -> tuple[Principal, bool] | None:
+    """The key's principal from the database, one read shared by concurrent callers."""
+    return await state.keys.lookup(
+        key_hash, lambda: state.db.read(authenticate, "", key_hash=key_hash)
+    )
+
+
+class KeyCheck:
+    """Whether the key a long-lived request (an event stream) was opened with still works.
+
+    `still_valid()` is cheap to call often: it answers from the key cache when the cache's
+    entry is at most half the cache time old, else it looks the key up (one read shared by
+    every stream and request using that key). Called at least every half cache time, it
+    notices a revocation within the cache time (`STRATA_KEY_CACHE_SECONDS`): the answer it
+    gives is never older than half of it, and it is asked again at most half of it later.
+    A database that cannot be reached counts as "still valid" (the stream goes on, like the
+    requests whose key is cached).
+    """
+
+    __slots__ = ("_checked_at", "_key_hash", "_state", "interval")
+
+    def __init__(self, state: AppState, key_hash: str) -> None:
+        self._state = state
+        self._key_hash = key_hash
+        self.interval = state.keys.ttl_seconds / 2
+        self._checked_at = time.monotonic()
+
+    async def still_valid(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at < self.interval:
+            return True
+        self._checked_at = now
+        if self._state.keys.get(self._key_hash, max_age=self.interval) is not None:
+            return True
+        try:
+            return await _look_up(self._state, self._key_hash) is not None
+        except Exception as error:
+            if is_database_unavailable(error):
+                return True
+            raise
+
+
+async def get_key_check(
+    state: State,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> KeyCheck:
+    """For routes that also take the caller (`Reader`…), which checks the key itself."""
+    if credentials is None:
+        raise Unauthorized(
+            "missing Authorization: Bearer <key> header",
+            code="missing_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return KeyCheck(state, hash_key(credentials.credentials))
+
+
+StreamKeyCheck = Annotated[KeyCheck, Depends(get_key_check)]
 
 
 async def require_accepting(state: State) -> None:

@@ -59,8 +59,9 @@ async def list_keys(db: ReadDb, principal: Admin) -> KeyList:
     "/{key_id}/revoke",
     summary="Revoke an API key",
     description="The key stops authenticating at once in the process that answers, and "
-    "within 5 seconds in every other one (each process trusts a key it looked up for at most "
-    "that long). Idempotent.",
+    "within `STRATA_KEY_CACHE_SECONDS` (5 s by default) in every other one (each process "
+    "trusts a key it looked up for at most that long); event streams opened with it end within "
+    "that time. Idempotent.",
     responses={
         **_NOT_FOUND,
         409: {

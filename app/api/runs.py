@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
-from app.api.deps import Accepting, ReadDb, State, Write
+from app.api.deps import Accepting, ReadDb, State, StreamKeyCheck, Write
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.query import Instant, check_time_range
 from app.api.request_context import bind_run_id
 from app.api.roles import Reader, Runner
+from app.api.sse import (
+    OPENAPI_200,
+    EventStream,
+    event_frame,
+    open_event_stream,
+    sse_frames,
+    stream_tick_seconds,
+)
 from app.errors import BadRequest
 from app.models import RunPurpose, RunStatus
 from app.runs import repository, service
@@ -25,6 +31,7 @@ from app.runs.schemas import (
     CancelRunRequest,
     CreateRunRequest,
     RunEventPage,
+    RunEventRead,
     RunPage,
     RunRead,
 )
@@ -304,34 +311,44 @@ async def _stream_start(
 
 @router.get(
     "/{run_id}/events/stream",
-    response_class=EventSourceResponse,
+    response_class=Response,  # no media type: the 200 is OPENAPI_200, an event stream
     summary="Stream a run's events (SSE)",
     description=(
         "Server-sent events: `id: <seq>`, `event: <type>`, `data: <event JSON>`. Starts after "
         "`after` (query) or else `Last-Event-ID` (header), replays stored events, then follows "
         "live ones, with keep-alive comments while idle. The stream closes right after the "
-        "terminal event; reconnect with `Last-Event-ID` to resume without gaps or repeats."
+        "terminal event; reconnect with `Last-Event-ID` to resume without gaps or repeats. "
+        "It also ends early — reconnect the same way — when the reader takes nothing for "
+        "`STRATA_SSE_STALL_SECONDS` (the connection is dropped), and with a final "
+        "`: api key revoked` comment when the key is revoked (within `STRATA_KEY_CACHE_SECONDS`; "
+        "a reconnect then gets 401)."
     ),
-    responses=_SSE_ERRORS,
+    responses={200: OPENAPI_200, **_SSE_ERRORS},
 )
 async def stream_events(
     run_id: Annotated[uuid.UUID, Depends(_existing_run)],
     start: Annotated[int, Depends(_stream_start)],
     state: State,
-) -> AsyncIterable[ServerSentEvent]:
-    async for event in service.follow_events(
+    key_check: StreamKeyCheck,
+) -> EventStream:
+    items = service.follow_events(
         state.db,
         state.notifier,
         run_id,
         after=start,
+        idle_seconds=stream_tick_seconds(state, key_check.interval),
+    )
+    frames = sse_frames(
+        items,
+        _frame,
         keepalive_seconds=state.settings.sse_keepalive_seconds,
-    ):
-        if event is None:
-            yield ServerSentEvent(comment="keep-alive")
-        else:
-            yield ServerSentEvent(
-                raw_data=event.model_dump_json(), event=event.type, id=str(event.seq)
-            )
+        key_still_valid=key_check.still_valid,
+    )
+    return open_event_stream(state, frames)
+
+
+def _frame(event: RunEventRead) -> bytes:
+    return event_frame(event.model_dump_json(), event=event.type, event_id=str(event.seq))
 
 
 def _parse_last_event_id(value: str | None) -> int:

@@ -147,13 +147,13 @@ async def follow_events(
     run_id: uuid.UUID,
     *,
     after: int,
-    keepalive_seconds: float,
+    idle_seconds: float,
 ) -> AsyncIterator[SeedEvent | None]:
     """The run's events after the seq `after`, stored then live, in the protocol's form; ends
-    after the terminal event. Yields None when the caller should send a keep-alive. The caller
+    after the terminal event. Yields None after each `idle_seconds` without an event. The caller
     checks first that the tenant has the run (`service.ensure_run`)."""
     async for item in service.follow_events(
-        db, notifier, run_id, after=after, keepalive_seconds=keepalive_seconds
+        db, notifier, run_id, after=after, idle_seconds=idle_seconds
     ):
         if item is None:
             yield None

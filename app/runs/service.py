@@ -40,7 +40,11 @@ from app.runs.terminal import EventRecord, RunUpdate, commit_terminal
 from app.runs.validation import validate_run_request
 
 _OUTAGE_RETRY_SECONDS = 0.5
-_EVENT_PAGE = 200
+STREAM_PAGE = 50
+"""Events an event stream reads at a time. A stream reads its next page only once the previous
+one was sent (`app.api.sse`), so this bounds what one stream holds; events are at most a few
+KiB each (text deltas are flushed at `STRATA_EVENT_TEXT_FLUSH_CHARS`, tool results cut at
+`STRATA_EVENT_TOOL_RESULT_MAX_CHARS`), the terminal event aside."""
 
 
 def request_fingerprint(request: CreateRunRequest) -> str:
@@ -439,6 +443,16 @@ async def cancel_run(
     )
 
 
+_DEADLINE_READ_MARGIN = 0.5
+"""A waiter whose last read is out of date (events were handed over since, or it has not read
+at all) reads this long before its deadline, so the read's wait for a pooled connection and
+its round trip are spent before the deadline rather than after it."""
+_LATE_READ_GRACE = 0.5
+"""How long past the deadline a waiter's last read may take; past that, the waiter answers the
+state it read before (when it has one). A long-poll so answers within about a second of its
+deadline, however busy the pool is (issue 13.6: up to 8.7 s late at load)."""
+
+
 async def wait_for_run(
     db: Database,
     notifier: Notifier,
@@ -448,9 +462,15 @@ async def wait_for_run(
     timeout: float,
     directory: RunDirectory | None = None,
 ) -> RunRead:
-    """The run as soon as it is terminal, or as it is at the deadline. Woken by notifications;
-    no connection is held while waiting. Reads nothing when this process knows the run is
-    terminal, or executes it (`RunDirectory`)."""
+    """The run as soon as it is terminal, or as it is at the deadline.
+
+    Woken by notifications; no connection is held while waiting, and a read happens only
+    when the waiter arrives, when another process notified a change, and — when events were
+    handed over since its last read — shortly before the deadline. At the deadline a waiter
+    whose last read is current answers it without reading again. Reads nothing at all when
+    this process knows the run is terminal, or executes it (`RunDirectory`) and ends it before
+    the deadline. Answers within about a second of the deadline (`_LATE_READ_GRACE`).
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with notifier.subscribe(run_topic(run_id)) as wake:
@@ -459,29 +479,75 @@ async def wait_for_run(
             if known is not None:
                 return run_read(known)
             if directory.executes(run_id, principal.tenant_id):
-                handed = await _await_handed_terminal(wake, deadline)
+                # no state read yet: read a little earlier, the read has no fallback
+                handed = await _await_handed_terminal(wake, deadline - 2 * _DEADLINE_READ_MARGIN)
                 if handed is not None:
                     return run_read(handed)
+        last: RunRead | None = None
+        must_read = True  # `last` may be out of date: news came from another process
+        stale = False  # events were handed over since `last` was read
         while True:
-            try:
-                run = await db.read(get_run, principal, run_id)
-            except Exception as error:
-                # the database is away: keep waiting (and retrying) until the deadline
-                if not is_database_unavailable(error) or loop.time() >= deadline:
-                    raise
-                await asyncio.sleep(max(0.0, min(_OUTAGE_RETRY_SECONDS, deadline - loop.time())))
+            if must_read or (stale and loop.time() >= deadline - _DEADLINE_READ_MARGIN):
+                run = await _read_run_for_waiter(db, principal, run_id, deadline, last)
+                if run is None:
+                    continue  # the database is away; retried until the deadline
+                if run is last:
+                    return run  # past the deadline and the read did not come back in time
+                last, must_read, stale = run, False, False
+                if run.status.is_terminal:
+                    return run
+            if loop.time() >= deadline:
+                if last is not None and not stale and not must_read:
+                    return last
+                must_read = True
                 continue
-            if run.status.is_terminal or loop.time() >= deadline:
-                return run
-            while True:
-                woke = await wake.wait(deadline - loop.time())
-                payloads, needs_read = wake.take_payloads()
-                handed = _terminal_of(payloads)
-                if handed is not None:
-                    return run_read(handed)
-                if not woke or needs_read:
-                    break  # the deadline, or news from another process: read the run once
-                # events this process appended while the run goes on: keep waiting
+            wake_at = deadline
+            if stale and loop.time() < deadline - _DEADLINE_READ_MARGIN:
+                wake_at = deadline - _DEADLINE_READ_MARGIN
+            woke = await wake.wait(wake_at - loop.time())
+            payloads, needs_read = wake.take_payloads()
+            handed = _terminal_of(payloads)
+            if handed is not None:
+                return run_read(handed)
+            if needs_read:
+                must_read = True  # news from another process (or too much to keep): read
+            elif woke:
+                stale = True  # events this process appended while the run goes on
+
+
+async def _read_run_for_waiter(
+    db: Database,
+    principal: Principal,
+    run_id: uuid.UUID,
+    deadline: float,
+    last: RunRead | None,
+) -> RunRead | None:
+    """One read of the run for `wait_for_run`.
+
+    Returns `last` itself when the deadline has passed and the read did not finish within
+    `_LATE_READ_GRACE` of it (or the database is away then), None when the database is away
+    before the deadline (after a short pause: the caller retries). Raises `NotFound` and
+    unexpected errors, and the outage error at the deadline when there is no earlier state.
+    """
+    loop = asyncio.get_running_loop()
+    bound = deadline + _LATE_READ_GRACE if last is not None else None
+    try:
+        async with asyncio.timeout_at(bound):
+            return await db.read(get_run, principal, run_id)
+    except TimeoutError:
+        if last is not None and loop.time() >= deadline:
+            return last
+        raise
+    except Exception as error:
+        if not is_database_unavailable(error):
+            raise
+        # the database is away: keep waiting (and retrying) until the deadline
+        if loop.time() >= deadline:
+            if last is not None:
+                return last
+            raise
+        await asyncio.sleep(max(0.0, min(_OUTAGE_RETRY_SECONDS, deadline - loop.time())))
+        return None
 
 
 async def _await_handed_terminal(wake: Any, deadline: float) -> dict[str, Any] | None:
@@ -558,7 +624,7 @@ async def _read_events_after(
         # the status is read first: a terminal event committed after this read is still found
         # by the events query below
         status = await repository.run_status(session, run_id)
-        rows = await repository.list_events(session, run_id, after=cursor, limit=_EVENT_PAGE)
+        rows = await repository.list_events(session, run_id, after=cursor, limit=STREAM_PAGE)
         return status, await _event_reads(session, run_id, rows)
 
 
@@ -568,14 +634,16 @@ async def follow_events(
     run_id: uuid.UUID,
     *,
     after: int,
-    keepalive_seconds: float,
+    idle_seconds: float,
 ) -> AsyncIterator[RunEventRead | None]:
     """Stored events after `after`, then live ones; ends after the terminal event.
 
-    Yields None when `keepalive_seconds` pass without an event (the caller sends a keep-alive).
-    Subscribes before reading, so an event committed between a read and the wait still wakes
-    it. Events handed over in this process are used as they are when they continue the stream
-    without a gap; anything else is read from the database.
+    Yields None each time `idle_seconds` pass without an event (the caller sends a keep-alive,
+    re-checks its key…). Subscribes before reading, so an event committed between a read and
+    the wait still wakes it. Events handed over in this process are used as they are when they
+    continue the stream without a gap; anything else is read from the database, a page of
+    `STREAM_PAGE` at a time, the next page only when the consumer has taken the previous one.
+    No connection is held between reads: while it waits, a stream holds only its subscription.
     """
     cursor = after
     need_read = True
@@ -597,9 +665,9 @@ async def follow_events(
                         return
                 if not items and (status is None or status.is_terminal):
                     return  # resumed at or after the terminal event: nothing more will come
-                if len(items) == _EVENT_PAGE:
+                if len(items) == STREAM_PAGE:
                     continue
-            woke = await wake.wait(keepalive_seconds)
+            woke = await wake.wait(idle_seconds)
             if not woke:
                 need_read = False
                 yield None
