@@ -25,7 +25,8 @@ What it does, printing each step (docs/workflow-engines.md explains each of them
 4. runs `polish` (version 2's answer) and `approve`, which pauses on `ask_human`; resumes it
    with the human's answer in `deferred_tool_results`;
 5. starts a slow node and cancels it;
-6. retires every session of the workflow run and prints the report.
+6. closes the workflow run (every session is retired and prints the report), after which
+   a node run for it is refused with 409 `workflow_run_closed`.
 
 Names carry a random suffix, so the script can run any number of times against one server. It
 exits 0 when everything happened as described, 1 (with the reason on stderr) otherwise.
@@ -214,15 +215,20 @@ def main(client: StrataClient) -> None:
     expect(cancelled.status.value == "cancelled", f"the slow run ended {cancelled.status.value}")
     print(f"   slow: {cancelled.status.value}")
 
-    print("6. retire the workflow run")
-    reports = list(client.iter_retire_workflow_run(engine.workflow_run_id, wait_seconds=30))
-    for report in sorted(reports, key=lambda report: report.node_id or ""):
-        print(f"   {report.node_id}: {report.result.value}")
-    expect(len(reports) == 4, f"{len(reports)} sessions were reported")
-    results = {report.result.value for report in reports}
-    expect(results <= {"cleaned", "already_cleaned"}, f"retire results: {sorted(results)}")
-    active = list(client.iter_sessions(workflow_run_id=engine.workflow_run_id, status="active"))
-    expect(active == [], f"{len(active)} sessions are still active")
+    print("6. close the workflow run")
+    report = client.close_workflow_run(engine.workflow_run_id, wait_seconds=30)
+    for session in sorted(report.reports, key=lambda session: session.node_id or ""):
+        print(f"   {session.node_id}: {session.result.value}")
+    expect(len(report.reports) == 4, f"{len(report.reports)} sessions were reported")
+    results = {session.result.value for session in report.reports}
+    expect(results <= {"cleaned", "already_cleaned"}, f"close results: {sorted(results)}")
+    expect(report.active_sessions == 0, f"{report.active_sessions} sessions are still active")
+    try:
+        engine.run_node("summarize", "summarize-3")
+        raise Unexpected("a node run after close was accepted")
+    except StrataAPIError as error:
+        expect(error.code == "workflow_run_closed", f"a node run after close: {error.code}")
+        print(f"   a node run after close: {error.status_code} {error.code}")
     print("done: every session of the workflow run is cleaned")
 
 
