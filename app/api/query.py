@@ -8,12 +8,25 @@ sent as `%2B` (a bare `+` decodes to a space, which is then not a time); `Z` nee
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from app.errors import ValidationFailed
+
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    # pydantic would also take a number as Unix seconds (`0.5`): the documented format is
+    # ISO 8601, and a number is more likely a mistake than a timestamp
+    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
+        raise ValueError(
+            "expected an ISO 8601 date and time with an offset, e.g. 2026-12-03T10:00:00Z"
+        )
+    return value
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -24,8 +37,8 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("the time is out of range once converted to UTC") from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""An aware datetime, converted to UTC."""
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
+"""An ISO 8601 date and time with an offset, converted to UTC."""
 
 
 def check_time_range(after: datetime | None, before: datetime | None) -> None:

@@ -146,6 +146,8 @@ def test_times_with_another_offset_mean_the_same_instant(
         ({"created_after": "2026-12-01T10:00:00"}, "request_invalid"),  # naive
         ({"created_before": "2026-12-01"}, "request_invalid"),  # a date, no time or offset
         ({"created_after": "yesterday"}, "request_invalid"),
+        ({"created_before": "0.5"}, "request_invalid"),  # pydantic would read Unix seconds
+        ({"created_before": "1733220000"}, "request_invalid"),
         ({"created_after": "2026-12-01T10:00:00 00:00"}, "request_invalid"),  # an unescaped +
         ({"created_after": "0001-01-01T00:00:00+01:00"}, "request_invalid"),  # before year 1 UTC
         (
