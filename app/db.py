@@ -165,7 +165,20 @@ def is_database_unavailable(error: BaseException) -> bool:
     """
     if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if not isinstance(error, DBAPIError):
+        return False
+    # asyncpg's "the database system is starting up / shutting down" (57P03 cannot_connect_now)
+    # and an administrator's or a crash's shutdown (57P01, 57P02) arrive as a plain DBAPIError,
+    # often while connecting, so nothing is invalidated: recognise them by their SQLSTATE.
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    return error.connection_invalidated
+
+
+_UNAVAILABLE_SQLSTATES = ("08", "57P")
+"""SQLSTATE classes of a database that cannot serve now: 08 connection exceptions, 57P01-57P03
+(shutting down, crashed, cannot connect now)."""
 
 
 def _is_busy(error: BaseException) -> bool:
