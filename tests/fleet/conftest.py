@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from sqlalchemy import text
 
-from app.db import create_engine
+from app.db import create_engine, read_only
 from tests.api_fixtures import create_key
 from tests.db_fixtures import run_coroutine_blocking
 from tests.fleet.processes import Fleet
@@ -31,12 +31,15 @@ def key(database_url: str) -> str:
 
 
 def query(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows of `sql` against the test database, as dicts (a short-lived engine)."""
+    """Rows of the read-only `sql` against the test database, as dicts (a short-lived engine).
+
+    Read-only, so on SQLite it never takes the write lock (`BEGIN IMMEDIATE` would wait behind
+    the fleet's writers and fail with "database is locked" on a busy machine)."""
 
     async def _query() -> list[dict[str, Any]]:
         engine = create_engine(database_url)
         try:
-            async with engine.connect() as connection:
+            async with read_only(engine).connect() as connection:
                 result = await connection.execute(text(sql), params)
                 return [dict(row._mapping) for row in result]
         finally:
