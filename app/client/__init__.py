@@ -17,8 +17,10 @@ async generators). Runs and events:
   `idempotency_key_reused`. Never retried by the client.
 - `get_run(run_id)`, `cancel_run(run_id, reason=None) -> RunRead`: cancelling is idempotent; a
   running run comes back `cancelling`.
-- `list_runs(status=None, cursor=None, limit=50) -> RunPage`, and `iter_runs(status=None)`, which
-  follows `next_cursor` until the last page. `status` is one status or a list of them.
+- `list_runs(status=None, cursor=None, limit=50, *, workflow_run_id=, node_id=, session_id=,
+  purpose=, created_after=, created_before=) -> RunPage`, and `iter_runs(status=None, *, …)`
+  with the same filters, which follows `next_cursor` until the last page. `status` is one status
+  or a list of them; the filters that are set must all hold (times timezone-aware).
 - `wait_run(run_id, timeout_seconds=30.0) -> RunRead`: the terminal run. Uses the server's
   long-poll (`/wait`) and asks again while the overall `timeout_seconds` is not used up, since
   the server caps one wait (`STRATA_WAIT_MAX_SECONDS`). When the deadline passes first it raises

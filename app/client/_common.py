@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -142,6 +143,23 @@ def query(**values: object) -> tuple[tuple[str, str], ...]:
         else:
             params.append((name, str(value)))
     return tuple(params)
+
+
+def run_list_params(
+    status: StatusFilter,
+    cursor: str | None,
+    limit: int,
+    filters: Mapping[str, object | None],
+) -> list[tuple[str, str]]:
+    """The query of `GET /v1/runs`: `status` (repeated), the filters that are set (times as ISO
+    8601, which must carry an offset: the server refuses naive times), `limit`, `cursor`."""
+    params = [*status_params(status), ("limit", str(limit))]
+    for name, value in filters.items():
+        if value is not None:
+            params.append((name, value.isoformat() if isinstance(value, datetime) else str(value)))
+    if cursor is not None:
+        params.append(("cursor", cursor))
+    return params
 
 
 def status_params(status: StatusFilter) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -42,8 +43,8 @@ from app.client._common import (
     api_error,
     check_stream_response,
     parse_response,
+    run_list_params,
     run_request_body,
-    status_params,
 )
 from app.client._errors import StrataTimeoutError, StrataTransportError
 from app.client._sse import SSEDecoder
@@ -127,21 +128,65 @@ class StrataClient:
         return parse_response(self._send("GET", self._config.url(run_id)), RunRead)
 
     def list_runs(
-        self, status: StatusFilter = None, cursor: str | None = None, limit: int = 50
+        self,
+        status: StatusFilter = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        *,
+        workflow_run_id: str | None = None,
+        node_id: str | None = None,
+        session_id: RunId | None = None,
+        purpose: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage:
-        """One page of the tenant's runs, newest first; `status` is one status or several."""
-        params = [*status_params(status), ("limit", str(limit))]
-        if cursor is not None:
-            params.append(("cursor", cursor))
+        """One page of the tenant's runs, newest first; `status` is one status or several.
+
+        The filters that are set must all hold: `workflow_run_id`, `node_id` and `session_id`
+        (the run's runtime session), `purpose` (`agent` or `cleanup`), `created_after`
+        (inclusive) and `created_before` (exclusive), timezone-aware."""
+        params = run_list_params(
+            status,
+            cursor,
+            limit,
+            {
+                "workflow_run_id": workflow_run_id,
+                "node_id": node_id,
+                "session_id": session_id,
+                "purpose": purpose,
+                "created_after": created_after,
+                "created_before": created_before,
+            },
+        )
         return parse_response(self._send("GET", self._config.url(), params=params), RunPage)
 
     def iter_runs(
-        self, status: StatusFilter = None, *, page_size: int = 50
+        self,
+        status: StatusFilter = None,
+        *,
+        page_size: int = 50,
+        workflow_run_id: str | None = None,
+        node_id: str | None = None,
+        session_id: RunId | None = None,
+        purpose: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Generator[RunRead, None, None]:
-        """Every run of the tenant, newest first, fetching pages as the iteration goes."""
+        """Every run of the tenant that passes the filters (as `list_runs`), newest first,
+        fetching pages as the iteration goes."""
         cursor: str | None = None
         while True:
-            page = self.list_runs(status, cursor, page_size)
+            page = self.list_runs(
+                status,
+                cursor,
+                page_size,
+                workflow_run_id=workflow_run_id,
+                node_id=node_id,
+                session_id=session_id,
+                purpose=purpose,
+                created_after=created_after,
+                created_before=created_before,
+            )
             yield from page.items
             if page.next_cursor is None:
                 return

@@ -127,3 +127,35 @@ def test_a_reader_key_cannot_close(live_server: LiveServer) -> None:
         reader.close_workflow_run("wr-r")
     assert (refused.value.status_code, refused.value.code) == (403, "forbidden")
     assert reader.get_workflow_run("wr-r").status is WorkflowRunStatus.OPEN
+
+
+def test_list_runs_filters_by_workflow_run_node_session_and_time(live_server: LiveServer) -> None:
+    client = live_server.client()
+    first = client.wait_run(client.create_run(scoped("W1", "a")).id, timeout_seconds=20)
+    second = client.wait_run(client.create_run(scoped("W1", "b")).id, timeout_seconds=20)
+    other = client.wait_run(client.create_run(scoped("W2", "a")).id, timeout_seconds=20)
+    plain = client.wait_run(client.create_run(run_body()).id, timeout_seconds=20)
+
+    in_w1 = [run.id for run in client.iter_runs(workflow_run_id="W1", page_size=1)]
+    assert in_w1 == [second.id, first.id]
+    assert [run.id for run in client.iter_runs(node_id="a")] == [other.id, first.id]
+    only = client.list_runs(workflow_run_id="W1", node_id="b", status="succeeded")
+    assert [run.id for run in only.items] == [second.id]
+    assert [run.id for run in client.iter_runs(session_id=first.session_id)] == [first.id]
+    since = client.list_runs(created_after=other.created_at, limit=10)
+    assert [run.id for run in since.items] == [plain.id, other.id]
+    before = client.list_runs(created_before=second.created_at, purpose="agent")
+    assert [run.id for run in before.items] == [first.id]
+    with pytest.raises(StrataAPIError) as refused:
+        client.list_runs(created_after=other.created_at.replace(tzinfo=None))
+    assert (refused.value.status_code, refused.value.code) == (422, "request_invalid")
+
+
+async def test_the_async_client_lists_runs_by_workflow_run(live_server: LiveServer) -> None:
+    async with live_server.async_client() as client:
+        mine = await client.create_run(scoped("W9", "a"))
+        await client.create_run(scoped("W8", "a"))
+        page = await client.list_runs(workflow_run_id="W9")
+        assert [run.id for run in page.items] == [mine.id]
+        listed = [run.id async for run in client.iter_runs(workflow_run_id="W9", node_id="a")]
+        assert listed == [mine.id]
