@@ -291,6 +291,9 @@ async def test_sessions_list_get_busy_and_retire(open_client: OpenClient) -> Non
         },
     )
     assert slow.version.version == 2
+    # wr-9 keeps the version its first node run fixed for a following binding (version 1):
+    # pinning node a to the slow version is what makes its next turn slow
+    await client.put_binding("wf-1", "v1", "a", roster_binding(agent.id, slow.version.id))
     busy_run = await client.create_node_run("wr-9", "a", node_run("ex-2"))
     busy = await api_error(client.create_node_run("wr-9", "a", node_run("ex-3")))
     assert (busy.status_code, busy.code) == (409, "session_busy")
