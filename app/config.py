@@ -131,8 +131,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=20,
         ge=1,
-        description="PostgreSQL connections per process (a fixed pool: work beyond it waits "
-        "for a connection, up to STRATA_DB_CONNECT_TIMEOUT_SECONDS, instead of opening more).",
+        description="PostgreSQL pooled connections per process (a fixed pool: work beyond it "
+        "waits for a connection, up to STRATA_DB_CONNECT_TIMEOUT_SECONDS, instead of opening "
+        "more); besides the pool, a process holds the LISTEN connection and, with a worker, "
+        "the heartbeat's.",
     )
     db_connect_timeout_seconds: float = Field(
         default=5.0,

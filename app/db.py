@@ -22,6 +22,10 @@ never wait for the writer.
 
 **PostgreSQL:** each `write` is its own transaction on a pooled connection (row locks and
 `SKIP LOCKED` let them run concurrently); the outbox becomes one `pg_notify` inside it.
+`write_reserved` runs on one more connection, outside the pool, for the worker's heartbeat: when
+hundreds of runs end at once their terminal transactions queue for the pool's connections, and a
+heartbeat queued behind them would come late enough for another worker's sweeper to take this
+worker's runs as lost.
 
 `create_engine` applies the per-dialect settings Strata relies on. `hide_parameters=True`: a
 failing statement's error text never carries bound values (run content) into logs. JSON columns
@@ -229,6 +233,11 @@ class Database:
         self.engine = create_engine(url, pool_size=pool_size, connect_timeout=connect_timeout)
         self.session_factory = create_session_factory(self.engine)
         self.read_session_factory = create_session_factory(read_only(self.engine))
+        self._reserved: AsyncEngine | None = None
+        self._reserved_factory = self.session_factory
+        if not self.is_sqlite:
+            self._reserved = create_engine(url, pool_size=1, connect_timeout=connect_timeout)
+            self._reserved_factory = create_session_factory(self._reserved)
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -254,6 +263,8 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
         await self.engine.dispose()
+        if self._reserved is not None:
+            await self._reserved.dispose()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
@@ -275,14 +286,24 @@ class Database:
         commit.
         """
         if self._writer is None:
-            return await self._write_alone(job, *args, **kwargs)
+            return await self._write_alone(self.session_factory, job, *args, **kwargs)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(future, job, args, kwargs))
         self._wake.set()
         return await future
 
-    async def _write_alone(self, job: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        async with self.session_factory() as session, session.begin():
+    async def write_reserved(self, job: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`write`, on PostgreSQL on a connection of its own that no other work waits for (one
+        caller at a time: the worker's heartbeat). SQLite: `write` (the writer's queue is
+        served in batches, so a write never waits behind a pool)."""
+        if self._writer is not None:
+            return await self.write(job, *args, **kwargs)
+        return await self._write_alone(self._reserved_factory, job, *args, **kwargs)
+
+    async def _write_alone(
+        self, factory: SessionFactory, job: Job[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        async with factory() as session, session.begin():
             result = await job(session, *args, **kwargs)
             box = take_outbox(session)
             await self.notifier.flush_outbox(session, box)

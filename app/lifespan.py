@@ -20,6 +20,7 @@ from app.config import Settings
 from app.db import Database
 from app.keys import KeyCache
 from app.layers import LayerRegistry
+from app.memory import MemoryTrimmer
 from app.metrics import Metrics
 from app.migrate import head_revision
 from app.notifier import Notifier, create_notifier
@@ -44,6 +45,7 @@ class AppState:
     metrics: Metrics
     schema_head: str | None
     keys: KeyCache = field(default_factory=KeyCache)
+    memory: MemoryTrimmer = field(default_factory=MemoryTrimmer)  # on_trim set by lifespan
     accepting: bool = True
 
 
@@ -86,7 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await notifier.start()
     metrics = Metrics()
     policy = SessionStore()
-    directory = RunDirectory(local=db.is_sqlite)
+    directory = RunDirectory()
     directory.listen(notifier)
     worker = (
         build_worker(settings, db, notifier, registry, metrics, policy, directory)
@@ -105,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics=metrics,
         schema_head=head_revision(),
         keys=KeyCache(settings.key_cache_seconds),
+        memory=MemoryTrimmer(on_trim=metrics.memory_trims.inc),
     )
     app.state.strata = state
     if worker is not None:
@@ -116,5 +119,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await worker.stop()
         await registry.aclose()
+        await state.memory.close()
         await notifier.close()
         await db.close()

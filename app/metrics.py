@@ -3,7 +3,7 @@ process in tests, and each must count only itself).
 
 Process-local series (this worker): runs finished by status, run durations, runs in flight,
 runs and events its retention passes deleted, event streams open, their frames and how they
-ended.
+ended, memory given back after streams ended.
 Database-wide gauges (all processes): runs by status, queue depth, and the live workers with the
 runs each executes, refreshed at each scrape.
 """
@@ -83,6 +83,12 @@ class Metrics:
             "Event streams that ended, by reason: completed, client_gone, stalled (the reader "
             "took nothing for STRATA_SSE_STALL_SECONDS), key_revoked.",
             ["reason"],
+            registry=self.registry,
+        )
+        self.memory_trims = Counter(
+            "strata_memory_trims_total",
+            "Times this process gave freed heap memory back to the system (malloc_trim) after "
+            "event streams ended.",
             registry=self.registry,
         )
         self.worker_runs = Gauge(

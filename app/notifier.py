@@ -175,6 +175,7 @@ class Notifier:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Wake]] = defaultdict(set)
         self._prefix_listeners: dict[str, list[Listener]] = {}
+        self._reset_listeners: list[Callable[[], None]] = []
         self.origin = uuid.uuid4().hex[:12]
 
     @contextlib.asynccontextmanager
@@ -207,6 +208,10 @@ class Notifier:
 
         return remove
 
+    def add_reset_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` whenever notifications may have been lost (`dispatch_all`)."""
+        self._reset_listeners.append(listener)
+
     def dispatch(self, topic: str, payload: Any = None) -> None:
         for wake in self._subscribers.get(topic, ()):
             wake.set(payload)
@@ -216,6 +221,8 @@ class Notifier:
                 listener(topic, payload)
 
     def dispatch_all(self) -> None:
+        for listener in self._reset_listeners:
+            listener()
         for subscribers in self._subscribers.values():
             for wake in subscribers:
                 wake.set()

@@ -210,6 +210,7 @@ def open_event_stream(state: AppState, frames: AsyncGenerator[bytes, None]) -> E
     def ended(reason: StreamEnd) -> None:
         metrics.event_streams_open.dec()
         metrics.event_streams_closed.labels(reason=reason.value).inc()
+        state.memory.soon()  # what the stream buffered goes back to the system
 
     return EventStream(
         frames,

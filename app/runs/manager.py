@@ -3,7 +3,9 @@
 One `Worker` per process that executes runs (the embedded `strata serve`, or `strata worker`).
 
 - **Liveness is per worker.** At start the worker inserts its row in `workers`; `_heartbeat_loop`
-  renews it with one statement every `heartbeat_seconds`, whatever the number of runs in flight,
+  renews it with one statement every `heartbeat_seconds`, whatever the number of runs in flight
+  (on PostgreSQL on a connection of its own, `Database.write_reserved`: it never queues behind
+  the terminal transactions of many runs ending at once),
   and in the same transaction reads which of its runs the database still gives it (one indexed
   query): a run that is no longer its own (a sweeper settled it) is aborted as `lease_lost`
   and writes nothing more; a run that went `cancelling` is stopped (a lost notification is
@@ -286,7 +288,7 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         owner: str | None = None,
-        executing: dict[uuid.UUID, uuid.UUID] | None = None,
+        executing: dict[uuid.UUID, ClaimedRun] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -296,7 +298,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
-        # run id → tenant id of the runs executing here, shared with the API's `RunDirectory`
+        # the runs executing here, shared with the API's `RunDirectory`
         self.executing = executing if executing is not None else {}
         self._stopping = asyncio.Event()
         self._registered = asyncio.Event()
@@ -419,7 +421,7 @@ class Worker:
         fence = Fence(run.id, run.attempt, self.owner)
         item = _InFlight(fence, CancelSignal())
         self._in_flight[run.id] = item
-        self.executing[run.id] = run.tenant_id
+        self.executing[run.id] = run
         item.task = asyncio.create_task(
             self._execute(RunJob.from_claim(run), item), name=f"run-{run.id}"
         )
@@ -554,7 +556,9 @@ class Worker:
             # claim that commits while it runs is missing from it without being lost.
             known = dict(self._in_flight)
             try:
-                executing = await self.db.write(_heartbeat, self.owner, len(known), self.settings)
+                executing = await self.db.write_reserved(
+                    _heartbeat, self.owner, len(known), self.settings
+                )
             except Exception as exc:
                 log.warning("heartbeat_failed", error_class=type(exc).__name__)
                 continue

@@ -108,7 +108,10 @@ class Fence:
 
 @dataclass(slots=True)
 class ClaimedRun:
-    """A run this worker just claimed: what executing it needs."""
+    """A run this worker just claimed: what executing it needs, and what the API shows of it
+    while it runs (`RunDirectory.running`): the columns of `READ_COLUMNS` that a claim does not
+    reset, `updated_at` as this process last wrote it, and `row_known`, False once anything
+    this process did not write (or did not follow) may have changed the row."""
 
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -122,6 +125,12 @@ class ClaimedRun:
     metadata: dict[str, Any]
     started_seq: int
     max_attempts: int
+    idempotency_key: str | None
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime
+    updated_at: datetime
+    row_known: bool = True
 
 
 # Statements are built once, with bound parameters, so SQLAlchemy's compiled-statement cache
@@ -380,6 +389,8 @@ _CLAIM = (
         runs.c.last_event_seq,
         runs.c.queued_at,
         runs.c.max_attempts,
+        runs.c.idempotency_key,
+        runs.c.created_at,
     )
 )
 
@@ -434,6 +445,11 @@ async def claim_queued(
             metadata=row.metadata,
             started_seq=int(row.last_event_seq),
             max_attempts=row.max_attempts,
+            idempotency_key=row.idempotency_key,
+            created_at=row.created_at,
+            queued_at=row.queued_at,
+            started_at=now,
+            updated_at=now,
         )
         for row in rows
     ]

@@ -13,6 +13,7 @@ again; from another process it is a hint followed by one read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -35,6 +36,7 @@ from app.notifier import QUEUE_TOPIC, Notifier, cancel_topic, hand_off, notify, 
 from app.runs import repository
 from app.runs.outcome import TERMINAL_EVENT_TYPES, ErrorType, RunOutcome
 from app.runs.policy import ResolvedSnapshot, SessionPolicy
+from app.runs.repository import ClaimedRun
 from app.runs.schemas import CreateRunRequest, RunEventRead, RunRead, SessionScope
 from app.runs.terminal import EventRecord, RunUpdate, commit_terminal
 from app.runs.validation import validate_run_request
@@ -101,51 +103,87 @@ class QueueQuota:
             self._counts[tenant_id] = (entry[0], entry[1] + 1)
 
 
+_ROW_KEEPING_EVENTS = frozenset({"run_started", "agent_message_delta", "tool_call", "tool_result"})
+"""Events whose append changes nothing of a running run that the API shows but `updated_at`."""
+
+
 class RunDirectory:
     """What this process knows for certain about runs, so that a waiter need not read them.
 
-    - runs its worker executes now (`executing`): they are not terminal yet, and their terminal
-      state will be handed over in this process (or, if another process ends them, a
-      notification wakes the waiter, which then reads);
-    - with `local=True` (SQLite: one process, every write goes through this process's writer),
-      runs this process queued and that have not ended (`pending`) as well;
+    - runs its worker executes now (`executing`, shared with the worker): they are not terminal
+      yet, and their terminal state will be handed over in this process (or, if another process
+      ends them, a notification wakes the waiter, which then reads). While nothing but this
+      process's own event appends touched such a run's row, the directory also knows the row
+      as the API shows it (`running`): a long-poll that reaches its deadline answers it without
+      a read (at load, hundreds of deadlines coincide: reading them all at once queued behind
+      the pool for seconds, issue 13.6);
+    - runs this process queued and of which it has heard nothing since (`pending`): the same
+      holds for them, whichever worker claims them. A claim or an end in another process sends
+      a bare notification, which drops the entry (and wakes a waiter, which then reads); so does
+      a reconnect of the PostgreSQL listener, after which anything may have happened. On SQLite
+      with several processes no notification crosses them: a waiter of a run another process
+      ends reads near its deadline, as it would without the entry;
     - runs that reached a terminal state in this process recently (`terminal`, fed by the
       terminal hand-offs): a terminal state never changes.
 
     All are keyed by run id and remember the tenant, so a tenant never learns of another's run
-    from here. Bounded: the newest `max_terminal` terminal runs, for `ttl_seconds`, and at most
-    `max_pending` pending ones.
+    from here. Bounded: the newest `max_terminal` terminal runs, for `ttl_seconds`, and the
+    newest `max_pending` pending ones. An entry that outlived its truth (a run ended elsewhere
+    whose notification was missed) never yields a wrong answer, only a read near the deadline.
+    It relies on what `app.notifier` promises: every write of a run's row notifies the run's
+    topic, and in this process hands over the events it appended.
     """
 
     def __init__(
         self,
         *,
-        local: bool = False,
         max_terminal: int = 1024,
         ttl_seconds: float = 10.0,
-        max_pending: int = 100_000,
+        max_pending: int = 20_000,
     ) -> None:
-        self.local = local
         self.max_terminal = max_terminal
         self.ttl_seconds = ttl_seconds
         self.max_pending = max_pending
-        self.executing: dict[uuid.UUID, uuid.UUID] = {}
+        self.executing: dict[uuid.UUID, ClaimedRun] = {}
         self._pending: dict[uuid.UUID, uuid.UUID] = {}
         self._terminal: dict[uuid.UUID, tuple[float, dict[str, Any]]] = {}
 
     def queued(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
-        if self.local and len(self._pending) < self.max_pending:
-            self._pending[run_id] = tenant_id
+        if len(self._pending) >= self.max_pending:
+            del self._pending[next(iter(self._pending))]  # the oldest
+        self._pending[run_id] = tenant_id
 
     def listen(self, notifier: Notifier) -> None:
         notifier.add_prefix_listener("run", self._on_run_topic)
+        notifier.add_reset_listener(self._forget_uncertain)
 
-    def _on_run_topic(self, _topic: str, payload: Any) -> None:
-        if isinstance(payload, RunUpdate) and payload.run is not None:
+    def _forget_uncertain(self) -> None:
+        self._pending.clear()
+        for claimed in self.executing.values():
+            claimed.row_known = False
+
+    def _on_run_topic(self, topic: str, payload: Any) -> None:
+        if isinstance(payload, RunUpdate):
+            if payload.run is None:
+                claimed = self.executing.get(payload.run_id)
+                if claimed is not None and payload.events:
+                    if all(event.type in _ROW_KEEPING_EVENTS for event in payload.events):
+                        claimed.updated_at = payload.events[-1].created_at
+                    else:
+                        claimed.row_known = False  # cancelling, requeued…
+                return
             self._pending.pop(payload.run_id, None)
             if len(self._terminal) >= self.max_terminal:
                 del self._terminal[next(iter(self._terminal))]  # the oldest
             self._terminal[payload.run_id] = (time.monotonic(), payload.run)
+        else:
+            # news from another process (or with nothing handed over): no longer certain
+            with contextlib.suppress(ValueError):
+                run_id = uuid.UUID(topic.partition(":")[2])
+                self._pending.pop(run_id, None)
+                claimed = self.executing.get(run_id)
+                if claimed is not None:
+                    claimed.row_known = False
 
     def terminal(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> dict[str, Any] | None:
         entry = self._terminal.get(run_id)
@@ -158,7 +196,34 @@ class RunDirectory:
 
     def executes(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
         """True when the run is known not to be terminal and to end in this process."""
-        return self.executing.get(run_id) == tenant_id or self._pending.get(run_id) == tenant_id
+        claimed = self.executing.get(run_id)
+        if claimed is not None:
+            return claimed.tenant_id == tenant_id
+        return self._pending.get(run_id) == tenant_id
+
+    def running(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> RunRead | None:
+        """The run as a read would show it now, when this process executes it and knows its
+        row; None otherwise."""
+        claimed = self.executing.get(run_id)
+        if claimed is None or claimed.tenant_id != tenant_id or not claimed.row_known:
+            return None
+        return RunRead.model_construct(
+            id=run_id,
+            status=RunStatus.RUNNING,
+            purpose=claimed.purpose,
+            attempt=claimed.attempt,
+            max_attempts=claimed.max_attempts,
+            session_id=claimed.session_id,
+            idempotency_key=claimed.idempotency_key,
+            metadata=claimed.metadata,
+            created_at=claimed.created_at,
+            queued_at=claimed.queued_at,
+            started_at=claimed.started_at,
+            finished_at=None,
+            updated_at=claimed.updated_at,
+            cancel_requested_at=None,
+            cancel_reason=None,
+        )  # the outcome columns keep their defaults (null): a run's outcome is set as it ends
 
 
 InsertHook = Callable[[AsyncSession], Awaitable[None]]
@@ -468,8 +533,9 @@ async def wait_for_run(
     when the waiter arrives, when another process notified a change, and — when events were
     handed over since its last read — shortly before the deadline. At the deadline a waiter
     whose last read is current answers it without reading again. Reads nothing at all when
-    this process knows the run is terminal, or executes it (`RunDirectory`) and ends it before
-    the deadline. Answers within about a second of the deadline (`_LATE_READ_GRACE`).
+    this process knows the run is terminal, or executes it (`RunDirectory`) and either ends it
+    before the deadline or knows its row at the deadline. Answers within about a second of the
+    deadline (`_LATE_READ_GRACE`).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -479,10 +545,14 @@ async def wait_for_run(
             if known is not None:
                 return run_read(known)
             if directory.executes(run_id, principal.tenant_id):
-                # no state read yet: read a little earlier, the read has no fallback
-                handed = await _await_handed_terminal(wake, deadline - 2 * _DEADLINE_READ_MARGIN)
+                handed = await _await_handed_terminal(
+                    wake, deadline, lambda: directory.running(run_id, principal.tenant_id)
+                )
                 if handed is not None:
                     return run_read(handed)
+                running = directory.running(run_id, principal.tenant_id)
+                if running is not None and loop.time() >= deadline:
+                    return running
         last: RunRead | None = None
         must_read = True  # `last` may be out of date: news came from another process
         stale = False  # events were handed over since `last` was read
@@ -550,12 +620,17 @@ async def _read_run_for_waiter(
         return None
 
 
-async def _await_handed_terminal(wake: Any, deadline: float) -> dict[str, Any] | None:
-    """Wait for this process to hand over the run's terminal state; None at the deadline or
-    when news comes from elsewhere (the caller then reads)."""
+async def _await_handed_terminal(
+    wake: Any, deadline: float, running: Callable[[], RunRead | None]
+) -> dict[str, Any] | None:
+    """Wait for this process to hand over the run's terminal state; None when news comes from
+    elsewhere (the caller then reads), or at the deadline when `running()` can answer it then,
+    or a little before the deadline when it cannot (the caller reads: that read has no earlier
+    state to fall back on, so it starts early)."""
     loop = asyncio.get_running_loop()
     while True:
-        woke = await wake.wait(deadline - loop.time())
+        until = deadline if running() is not None else deadline - 2 * _DEADLINE_READ_MARGIN
+        woke = await wake.wait(until - loop.time())
         payloads, needs_read = wake.take_payloads()
         handed = _terminal_of(payloads)
         if handed is not None:

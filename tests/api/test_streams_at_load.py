@@ -50,7 +50,7 @@ def _metrics(server: LiveServer) -> dict[str, float]:
     ).text
     found: dict[str, float] = {}
     for line in body.splitlines():
-        if line.startswith("strata_event_stream"):
+        if line.startswith(("strata_event_stream", "strata_memory_trims")):
             name, _, value = line.rpartition(" ")
             found[name] = float(value)
     return found
@@ -169,6 +169,11 @@ def test_a_reader_that_does_not_read_holds_a_bounded_part_of_the_log_and_is_drop
         # ...having sent only what the socket took: a small part of the log, not all of it.
         assert 0 < sent < LOG_EVENTS / 4
         assert after["strata_event_streams_open"] == 0
+        # ...and what the streams held goes back to the system a second later (glibc).
+        _poll(
+            lambda: _metrics(server).get("strata_memory_trims_total", 0) > 0,
+            what="the process trimmed its heap after the streams ended",
+        )
         # The connection is gone: the reader gets what was buffered for it, then the end.
         idle.settimeout(LIVENESS_SECONDS)
         received = 0

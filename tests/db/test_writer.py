@@ -163,3 +163,21 @@ async def test_readers_do_not_wait_for_a_writer(engine: Any) -> None:
         async with asyncio.timeout(5), readers() as reading:
             count = await reading.scalar(text("SELECT count(*) FROM tenants"))
         assert count == 0  # it reads the last committed state, without waiting
+
+
+@pytest.mark.postgres_only  # SQLite has no pool to wait for: every write goes to its writer
+async def test_a_reserved_write_commits_while_every_pooled_connection_is_taken(
+    database_url: str,
+) -> None:
+    # The worker's heartbeat writes through `write_reserved`: with the pool held by others (on
+    # PostgreSQL, hundreds of runs ending at once), it must neither wait nor fail.
+    db = Database(database_url, create_notifier(database_url), pool_size=1, connect_timeout=1)
+    await db.start()
+    try:
+        async with db.session_factory() as holder, holder.begin():
+            await holder.execute(text("SELECT 1"))  # holds the pool's only connection
+            async with asyncio.timeout(10):
+                assert await db.write_reserved(_add_tenant, "heartbeat") == "heartbeat"
+        assert await db.read(_count) == 1
+    finally:
+        await db.close()
