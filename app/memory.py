@@ -36,6 +36,8 @@ _MALLOC_TRIM = _load_malloc_trim()
 
 
 class MemoryTrimmer:
+    """Spaced `malloc_trim(0)` calls, asked for with `soon()`; `trims` counts them."""
+
     def __init__(
         self,
         *,
@@ -55,7 +57,8 @@ class MemoryTrimmer:
         return _MALLOC_TRIM is not None
 
     def soon(self) -> None:
-        """Trim once the process has been quiet for `delay` seconds (no-op if one is due)."""
+        """Trim `delay` seconds from now, or once `min_interval` has passed since the last trim;
+        a request while a trim is due joins it."""
         if _MALLOC_TRIM is None or (self._task is not None and not self._task.done()):
             return
         self._task = asyncio.get_running_loop().create_task(self._trim_later())

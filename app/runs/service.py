@@ -201,12 +201,16 @@ class RunDirectory:
             return claimed.tenant_id == tenant_id
         return self._pending.get(run_id) == tenant_id
 
-    def running(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> RunRead | None:
-        """The run as a read would show it now, when this process executes it and knows its
-        row; None otherwise."""
+    def knows_row(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
+        """True when this process executes the run and knows its row as a read would show it."""
         claimed = self.executing.get(run_id)
-        if claimed is None or claimed.tenant_id != tenant_id or not claimed.row_known:
+        return claimed is not None and claimed.tenant_id == tenant_id and claimed.row_known
+
+    def running(self, run_id: uuid.UUID, tenant_id: uuid.UUID) -> RunRead | None:
+        """The run as a read would show it now, when this process `knows_row`; else None."""
+        if not self.knows_row(run_id, tenant_id):
             return None
+        claimed = self.executing[run_id]
         return RunRead.model_construct(
             id=run_id,
             status=RunStatus.RUNNING,
@@ -546,12 +550,13 @@ async def wait_for_run(
                 return run_read(known)
             if directory.executes(run_id, principal.tenant_id):
                 handed = await _await_handed_terminal(
-                    wake, deadline, lambda: directory.running(run_id, principal.tenant_id)
+                    wake, deadline, lambda: directory.knows_row(run_id, principal.tenant_id)
                 )
                 if handed is not None:
                     return run_read(handed)
                 running = directory.running(run_id, principal.tenant_id)
-                if running is not None and loop.time() >= deadline:
+                # (a timer may fire a hair early: still the deadline, not news)
+                if running is not None and loop.time() >= deadline - _DEADLINE_READ_MARGIN:
                     return running
         last: RunRead | None = None
         must_read = True  # `last` may be out of date: news came from another process
@@ -621,15 +626,15 @@ async def _read_run_for_waiter(
 
 
 async def _await_handed_terminal(
-    wake: Any, deadline: float, running: Callable[[], RunRead | None]
+    wake: Any, deadline: float, knows_row: Callable[[], bool]
 ) -> dict[str, Any] | None:
     """Wait for this process to hand over the run's terminal state; None when news comes from
-    elsewhere (the caller then reads), or at the deadline when `running()` can answer it then,
-    or a little before the deadline when it cannot (the caller reads: that read has no earlier
-    state to fall back on, so it starts early)."""
+    elsewhere (the caller then reads), or at the deadline when the directory `knows_row()`
+    then, or a little before the deadline when it does not (the caller reads: that read has no
+    earlier state to fall back on, so it starts early)."""
     loop = asyncio.get_running_loop()
     while True:
-        until = deadline if running() is not None else deadline - 2 * _DEADLINE_READ_MARGIN
+        until = deadline if knows_row() else deadline - 2 * _DEADLINE_READ_MARGIN
         woke = await wake.wait(until - loop.time())
         payloads, needs_read = wake.take_payloads()
         handed = _terminal_of(payloads)
