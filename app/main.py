@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from app import __version__
@@ -29,7 +29,7 @@ from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_docs
 from app.api.errors import ErrorResponse, UnhandledErrorMiddleware, install_error_handlers
 from app.api.layer_docs import document_layer_configs
-from app.api.request_context import RequestContextMiddleware, bind_path_run_id
+from app.api.request_context import RequestContextMiddleware
 from app.api.ui import install_ui
 from app.compat import PREFIX as SEED_PREFIX
 from app.compositor import LayerProvider
@@ -109,11 +109,9 @@ def create_app(
         workflow_runs.router,
         keys.router,
     ):
-        app.include_router(
-            router, responses=COMMON_ERRORS, dependencies=[Depends(bind_path_run_id)]
-        )
+        app.include_router(router, responses=COMMON_ERRORS)
     # The seed protocol declares its own error responses, in its own shape.
-    app.include_router(compat.router, dependencies=[Depends(bind_path_run_id)])
+    app.include_router(compat.router)
     install_docs(app)
     install_ui(app)
     document_layer_configs(app, app.state.registry)

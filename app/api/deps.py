@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,22 +68,42 @@ async def get_read_db(state: State) -> AsyncIterator[AsyncSession]:
 
 ReadDb = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+BEARER_DESCRIPTION = "An API key: `Authorization: Bearer <key>`."
+_bearer = HTTPBearer(auto_error=False, description=BEARER_DESCRIPTION)
 
 
-async def get_principal(
-    state: State,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The caller. Resolved keys are cached for `STRATA_KEY_CACHE_SECONDS`; a lookup holds a
-    read connection only for its own statement (a streaming route holds none), and concurrent
-    lookups of one key share one read (`KeyCache.lookup`)."""
+def bearer_key(request: HTTPConnection) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, else None (what FastAPI's
+    `HTTPBearer(auto_error=False)` accepts: the scheme in any case, the key stripped)."""
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        return None
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if not key or scheme.lower() != "bearer":
+        return None
+    return key
+
+
+async def authenticate_request(request: HTTPConnection) -> Principal:
+    """The caller of a request, from its bearer key.
+
+    Resolved keys are cached for `STRATA_KEY_CACHE_SECONDS`; a lookup holds a read connection
+    only for its own statement (a streaming route holds none), and concurrent lookups of one
+    key share one read (`KeyCache.lookup`).
+
+    Raises:
+        Unauthorized: no bearer key (`missing_api_key`), or an unknown or revoked one
+            (`invalid_api_key`).
+    """
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
+    key = bearer_key(request)
+    if key is None:
         raise Unauthorized(
             "missing Authorization: Bearer <key> header", code="missing_api_key", headers=challenge
         )
-    key_hash = hash_key(credentials.credentials)
+    state: AppState = request.app.state.strata
+    key_hash = hash_key(key)
     principal = state.keys.get(key_hash)
     if principal is not None:
         bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
@@ -96,9 +117,6 @@ async def get_principal(
         with contextlib.suppress(Exception):  # bookkeeping only; never fail a request on it
             await state.db.write(touch_key, principal.api_key_id)
     return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 async def _look_up(state: AppState, key_hash: str) -> tuple[Principal, bool] | None:
@@ -160,8 +178,13 @@ async def get_key_check(
 StreamKeyCheck = Annotated[KeyCheck, Depends(get_key_check)]
 
 
-async def require_accepting(state: State) -> None:
-    """New work is refused with 503 while the process shuts down."""
+async def require_accepting(request: Request) -> None:
+    """New work is refused with 503 while the process shuts down.
+
+    Takes the request rather than `State`: FastAPI solves every sub-dependency of every
+    request again (its cache saves only the call), so a leaf costs less on the hot routes.
+    """
+    state: AppState = request.app.state.strata
     if not state.accepting:
         raise ServiceUnavailable(
             "the service is shutting down; retry on another instance",

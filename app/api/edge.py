@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from app.api.request_context import bind_path_run_id
 from app.errors import ValidationFailed
 
 INT32_MAX = 2**31 - 1
@@ -248,7 +249,8 @@ class _EdgeRequest(Request):
 
 
 class StrataRoute(APIRoute):
-    """The route class of every API router: runs the edge checks before anything else.
+    """The route class of every API router: runs the edge checks before anything else, and
+    binds a `{run_id}` path parameter to the request's log lines (`bind_path_run_id`).
 
     Dependencies (authentication included) and the handler run only for a request whose path,
     query (its characters and its parameter names), headers and JSON body passed them. Building
@@ -285,11 +287,14 @@ class StrataRoute(APIRoute):
         # called from `APIRoute.__init__`, once `self.dependant` exists
         self.query_parameters = declared_query_parameters(self.dependant)
         accepted = self.query_parameters if self.rejects_unknown_query_parameters else None
+        binds_run_id = "run_id" in self.param_convertors
 
         async def edge_handler(request: Request) -> Response:
             check_request_strings(request.scope)
             if accepted is not None and request.scope.get("query_string"):
                 check_query_parameters(request, accepted)
+            if binds_run_id:
+                bind_path_run_id(request.scope["path_params"])
             if takes_body:
                 request = _EdgeRequest(request.scope, request.receive)
                 if _is_json(request.headers.get("content-type")) and await request.body():

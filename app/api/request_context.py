@@ -12,9 +12,10 @@ see `app.main`) and, for every HTTP request:
   `duration_ms`, plus the bound ids. For an event stream that is when the stream closes.
 
 Handlers add the ids they learn: `tenant_id` where the API key is resolved
-(`app.api.deps.get_principal`), `run_id` from a `{run_id}` path parameter (`bind_path_run_id`,
-a router dependency) and for the run a request creates (`bind_run_id`). They must bind from
-`async` code: a sync dependency runs in a worker thread with a copy of the context.
+(`app.api.deps.authenticate_request`), `run_id` from a `{run_id}` path parameter
+(`bind_path_run_id`, called by the route class) and for the run a request creates
+(`bind_run_id`). They must bind from `async` code: a sync dependency runs in a worker thread
+with a copy of the context.
 
 Invariants: the middleware is pure ASGI (not `BaseHTTPMiddleware`): response messages pass
 through as they are sent, so event streams are never buffered, and no task or context copy
@@ -31,9 +32,9 @@ import secrets
 import uuid
 from asyncio import CancelledError
 from time import perf_counter_ns
+from typing import Any
 
 import structlog
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
@@ -114,13 +115,11 @@ def bind_run_id(run_id: uuid.UUID) -> None:
     bind_contextvars(run_id=str(run_id))
 
 
-async def bind_path_run_id(request: Request) -> None:
-    """Router dependency: bind the `{run_id}` path parameter of routes that have one.
-
-    `async` on purpose: a sync dependency would bind in a worker thread's context copy.
-    A value that is not a UUID is not bound (the route answers 422 anyway).
-    """
-    raw = request.path_params.get("run_id")
+def bind_path_run_id(path_params: dict[str, Any]) -> None:
+    """Bind the `{run_id}` path parameter of a route that has one (`app.api.edge.StrataRoute`
+    calls it before the route's dependencies, from the request's task). A value that is not a
+    UUID is not bound (the route answers 422 anyway)."""
+    raw = path_params.get("run_id")
     if raw is None:
         return
     try:

@@ -57,6 +57,7 @@ async def test_many_concurrent_writes_all_commit(db: Database) -> None:
     if db.is_sqlite:  # group commit: far fewer transactions than writes
         assert db.jobs == 40
         assert db.batches < 10
+        assert db.batch_reruns == 0  # no job failed: each batch ran once, without savepoints
 
 
 async def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
@@ -79,6 +80,8 @@ async def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
     assert results[2] == "ok-2"
     assert await db.read(_count) == 3
     assert needs_read  # the committed writes notified
+    if db.is_sqlite:  # one batch: run without savepoints, rolled back, run again with them
+        assert (db.batches, db.jobs, db.batch_reruns) == (2, 4, 1)
 
 
 async def test_a_caller_cancelled_while_it_waits_neither_leaks_nor_stalls_the_writer(
