@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
-from app.api.deps import Accepting, ReadDb, State, StreamKeyCheck, Write
+from app.api.deps import Accepting, ReadDb, State, StreamKeyCheck, Write, app_state
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
 from app.api.pagination import decode_cursor, encode_cursor
@@ -95,12 +95,13 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
 async def create_run(
     body: CreateRunRequest,
     principal: Runner,
-    state: State,
+    request: Request,
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", min_length=1, max_length=255),
     ] = None,
 ) -> Response:
+    state = app_state(request)  # not `State`: see `app_state`
     run, created = await service.create_run(
         state.db,
         principal=principal,
@@ -235,9 +236,10 @@ async def cancel_run(
 async def wait_run(
     run_id: uuid.UUID,
     principal: Reader,
-    state: State,
+    request: Request,
     timeout_seconds: Annotated[float, Query(ge=0)] = 30.0,
 ) -> Response:
+    state = app_state(request)  # not `State`: see `app_state`
     timeout = min(timeout_seconds, state.settings.wait_max_seconds)
     run = await service.wait_for_run(
         state.db,

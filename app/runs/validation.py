@@ -17,6 +17,10 @@ and takes no deferred results; an agent run needs an `llm` layer; deferred resul
 
 from __future__ import annotations
 
+import json
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +63,44 @@ def _fail(
     return ValidationFailed(message, code=code, details=details)
 
 
+PLAN_CACHE_SIZE = 256
+"""Compositor plans kept per registry (`build_compositor`), least recently used dropped first."""
+
+_plans: weakref.WeakKeyDictionary[LayerRegistry, OrderedDict[Hashable, Compositor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def build_compositor(composition: RunComposition, registry: LayerRegistry) -> Compositor:
-    """The compositor plan of a composition; `ValidationFailed` when the registry rejects it."""
+    """The compositor plan of a composition; `ValidationFailed` when the registry rejects it.
+
+    A plan depends only on the layers' names, types, deps and metadata (not on their configs)
+    and is immutable, and a workflow engine sends the same few compositions over and over: the
+    last `PLAN_CACHE_SIZE` plans a registry built are reused, by the API when it checks a
+    request and by the worker when it runs it. A rejected composition is never cached.
+    """
+    key = tuple(
+        (
+            spec.name,
+            spec.type,
+            tuple(spec.deps.items()),
+            json.dumps(spec.metadata) if spec.metadata else "",
+        )
+        for spec in composition.layers
+    )
+    plans = _plans.setdefault(registry, OrderedDict())
+    plan = plans.get(key)
+    if plan is not None:
+        plans.move_to_end(key)
+        return plan
+    plan = _build_compositor(composition, registry)
+    plans[key] = plan
+    if len(plans) > PLAN_CACHE_SIZE:
+        plans.popitem(last=False)
+    return plan
+
+
+def _build_compositor(composition: RunComposition, registry: LayerRegistry) -> Compositor:
     _check_roles(composition, registry)
     config = CompositorConfig(
         layers=[

@@ -254,3 +254,47 @@ def test_non_finite_numbers_are_422_and_not_stored(api: Api) -> None:
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "request_invalid"
     assert api.client.get("/v1/runs", headers=api.headers()).json()["items"] == []
+
+
+def test_plans_are_reused_only_for_the_same_layers_and_rejections_are_never_reused(
+    api: Api,
+) -> None:
+    """`build_compositor` keeps plans: a request that differs only in its configs (the prompt)
+    reuses one; a change to the layers' deps is checked again, and so is a rejected one."""
+    assert api.post_run(chat("first")).status_code == 202
+    assert api.post_run(chat("second")).status_code == 202
+    broken = chat()
+    broken["composition"]["layers"][2]["deps"] = {"x": "prompt"}  # llm.test has no field x
+    for _ in range(2):
+        response = api.post_run(broken)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "unknown_dependency_field"
+    assert api.post_run(chat("third")).status_code == 202
+    listed = api.client.get("/v1/runs", headers=api.headers()).json()["items"]
+    assert len(listed) == 3  # the three accepted, none of the rejected
+
+
+def test_a_plan_is_shared_by_equal_compositions_and_not_by_different_metadata() -> None:
+    from app.config import Settings
+    from app.layers import LayerRegistry
+    from app.runs.schemas import RunComposition
+    from app.runs.validation import build_compositor
+
+    registry = LayerRegistry.default(Settings())
+    layers = chat()["composition"]["layers"]
+    one = build_compositor(RunComposition.model_validate({"layers": layers}), registry)
+    again = build_compositor(
+        RunComposition.model_validate({"layers": copy.deepcopy(layers)}), registry
+    )
+    tagged_layers = copy.deepcopy(layers)
+    tagged_layers[0]["metadata"] = {"team": "a"}
+    tagged = build_compositor(RunComposition.model_validate({"layers": tagged_layers}), registry)
+
+    assert again is one
+    assert tagged is not one
+    assert tagged.names == one.names
+    other_registry = LayerRegistry.default(Settings())
+    assert (
+        build_compositor(RunComposition.model_validate({"layers": layers}), other_registry)
+        is not one
+    )
