@@ -751,14 +751,23 @@ async def requeue(
 async def sweep_lost_runs(
     db: Database, policy: SessionPolicy, *, me: str, settings: Settings, batch: int = 200
 ) -> int:
-    """Settle runs whose worker is gone (stale heartbeat, or no row). Returns how many."""
-    return await db.write(_sweep, policy, me, settings, batch)
+    """Settle runs whose worker is gone (stale heartbeat, or no row). Returns how many.
+
+    Each settled run is logged (`run_lost`) once its transaction committed: a write job may run
+    more than once (`Database._commit_batch`), and a line for a commit that failed would be false.
+    """
+    settled = await db.write(_sweep, policy, me, settings, batch)
+    for run_id, attempt, owner, retried in settled:
+        log.warning("run_lost", run_id=str(run_id), attempt=attempt, owner=owner, retried=retried)
+    return len(settled)
 
 
 async def _sweep(
     session: AsyncSession, policy: SessionPolicy, me: str, settings: Settings, batch: int
-) -> int:
+) -> list[tuple[uuid.UUID, int, str | None, bool]]:
+    """The sweep's write job: (run id, attempt, owner, retried) of each run it settled."""
     now = utcnow()
+    settled: list[tuple[uuid.UUID, int, str | None, bool]] = []
     lost = await repository.lost_runs(
         session, me=me, stale_before=now - timedelta(seconds=settings.lease_seconds), limit=batch
     )
@@ -795,13 +804,7 @@ async def _sweep(
                 statuses=(RunStatus.RUNNING,),
                 session_role=run.inputs.get("session_role"),
             )
-        log.warning(
-            "run_lost",
-            run_id=str(run.id),
-            attempt=run.attempt,
-            owner=run.lease_owner,
-            retried=retried,
-        )
+        settled.append((run.id, run.attempt, run.lease_owner, retried))
     dead_before = now - timedelta(seconds=settings.lease_seconds * _DEAD_WORKER_FACTOR)
     await repository.remove_dead_workers(session, dead_before=dead_before)
-    return len(lost)
+    return settled
