@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
+from structlog.testing import capture_logs
 
 from app.db import Database
 from app.models import Run, RunStatus
@@ -15,31 +18,33 @@ from app.notifier import LocalNotifier
 from app.runs.manager import sweep_lost_runs
 from app.sessions.scope import SessionStore
 from tests.api_fixtures import Api, ApiFactory, make_settings
-from tests.db_fixtures import run_coroutine_blocking
+from tests.db_fixtures import DB_BACKEND, run_coroutine_blocking
 from tests.runs.bodies import chat
 from tests.sessions.test_sessions import node_run
 
 
-def _orphan(database_url: str, run_id: str, status: RunStatus, **values: Any) -> int:
-    """Make `run_id` look like it was claimed by a worker that died (a lease owner with no
-    worker row); then sweep once, as another worker would."""
-
-    async def _orphan_it(session: Any) -> None:
-        await session.execute(
-            update(Run)
-            .where(Run.id == uuid.UUID(run_id))
-            .values(
-                status=status,
-                lease_owner="dead-host:1:gone",
-                started_at=utcnow() - timedelta(seconds=30),
-                **values,
-            )
+async def _orphan_it(session: Any, run_id: str, status: RunStatus, **values: Any) -> None:
+    """A write job: make `run_id` look like it was claimed by a worker that died (a lease owner
+    with no worker row)."""
+    await session.execute(
+        update(Run)
+        .where(Run.id == uuid.UUID(run_id))
+        .values(
+            status=status,
+            lease_owner="dead-host:1:gone",
+            started_at=utcnow() - timedelta(seconds=30),
+            **values,
         )
+    )
+
+
+def _orphan(database_url: str, run_id: str, status: RunStatus, **values: Any) -> int:
+    """`_orphan_it`, then sweep once, as another worker would."""
 
     async def _go() -> int:
         db = Database(database_url, LocalNotifier())
         try:
-            await db.write(_orphan_it)
+            await db.write(_orphan_it, run_id, status, **values)
             return await sweep_lost_runs(
                 db, SessionStore(), me="sweeper:2:alive", settings=make_settings(database_url)
             )
@@ -111,3 +116,43 @@ def test_a_lost_session_run_keeps_the_sessions_previous_snapshot(api: Api) -> No
     assert session["status"] == "active"
     assert session["current_run_id"] is None
     assert session["session_snapshot"] == first["session_snapshot"]
+
+
+@pytest.mark.skipif(DB_BACKEND != "sqlite", reason="SQLite's writer batches jobs")
+def test_a_sweep_run_again_with_its_batch_logs_each_lost_run_once(api_factory: ApiFactory) -> None:
+    """A batch whose other job fails runs again with a savepoint per job, the sweep included:
+    the sweep's `run_lost` line is written for what committed, once."""
+    api = api_factory(run_worker=False)
+    run_id = api.post_run(chat()).json()["id"]
+
+    async def failing(session: Any) -> None:
+        raise RuntimeError("this job fails")
+
+    async def _go() -> tuple[list[Any], int]:
+        db = Database(api.database_url, LocalNotifier())
+        await db.start()
+        try:
+            await db.write(_orphan_it, run_id, RunStatus.RUNNING)
+            with capture_logs() as logs:
+                results = await asyncio.gather(
+                    sweep_lost_runs(
+                        db,
+                        SessionStore(),
+                        me="sweeper:2:alive",
+                        settings=make_settings(api.database_url),
+                    ),
+                    db.write(failing),
+                    return_exceptions=True,
+                )
+            assert results[0] == 1
+            assert isinstance(results[1], RuntimeError)
+            return logs, db.batch_reruns
+        finally:
+            await db.close()
+
+    logs, reruns = run_coroutine_blocking(_go)
+
+    assert reruns == 1  # the two jobs shared a batch, which ran again
+    assert [line["run_id"] for line in logs if line["event"] == "run_lost"] == [run_id]
+    assert _get(api, run_id)["status"] == "failed"
+    assert [e["type"] for e in api.events(run_id)].count("run_failed") == 1
