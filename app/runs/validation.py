@@ -65,6 +65,9 @@ def _fail(
 
 PLAN_CACHE_SIZE = 256
 """Compositor plans kept per registry (`build_compositor`), least recently used dropped first."""
+PLAN_CACHE_MAX_METADATA = 4096
+"""A composition whose layer metadata, as JSON, is longer than this is never cached: a plan
+holds its metadata, and a full cache of large ones would hold hundreds of request bodies."""
 
 _plans: weakref.WeakKeyDictionary[LayerRegistry, OrderedDict[Hashable, Compositor]] = (
     weakref.WeakKeyDictionary()
@@ -77,16 +80,15 @@ def build_compositor(composition: RunComposition, registry: LayerRegistry) -> Co
     A plan depends only on the layers' names, types, deps and metadata (not on their configs)
     and is immutable, and a workflow engine sends the same few compositions over and over: the
     last `PLAN_CACHE_SIZE` plans a registry built are reused, by the API when it checks a
-    request and by the worker when it runs it. A rejected composition is never cached.
+    request and by the worker when it runs it. A rejected composition is never cached, nor one
+    with more than `PLAN_CACHE_MAX_METADATA` characters of metadata.
     """
+    metadata = [json.dumps(spec.metadata) if spec.metadata else "" for spec in composition.layers]
+    if sum(map(len, metadata)) > PLAN_CACHE_MAX_METADATA:
+        return _build_compositor(composition, registry)
     key = tuple(
-        (
-            spec.name,
-            spec.type,
-            tuple(spec.deps.items()),
-            json.dumps(spec.metadata) if spec.metadata else "",
-        )
-        for spec in composition.layers
+        (spec.name, spec.type, tuple(spec.deps.items()), layer_metadata)
+        for spec, layer_metadata in zip(composition.layers, metadata, strict=True)
     )
     plans = _plans.setdefault(registry, OrderedDict())
     plan = plans.get(key)

@@ -293,6 +293,10 @@ def test_a_plan_is_shared_by_equal_compositions_and_not_by_different_metadata() 
     assert again is one
     assert tagged is not one
     assert tagged.names == one.names
+    large_layers = copy.deepcopy(layers)
+    large_layers[0]["metadata"] = {"notes": "x" * 5000}  # past PLAN_CACHE_MAX_METADATA
+    large = RunComposition.model_validate({"layers": large_layers})
+    assert build_compositor(large, registry) is not build_compositor(large, registry)
     other_registry = LayerRegistry.default(Settings())
     assert (
         build_compositor(RunComposition.model_validate({"layers": layers}), other_registry)
