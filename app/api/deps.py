@@ -13,7 +13,6 @@ from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.request_context import bind_tenant_id
@@ -78,7 +77,7 @@ async def get_read_db(state: State) -> AsyncIterator[AsyncSession]:
 ReadDb = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
 
 BEARER_DESCRIPTION = "An API key: `Authorization: Bearer <key>`."
-_bearer = HTTPBearer(auto_error=False, description=BEARER_DESCRIPTION)
+"""The OpenAPI description of the bearer scheme (`app.api.roles.RoleRequirement` declares it)."""
 
 
 def bearer_key(request: HTTPConnection) -> str | None:
@@ -94,6 +93,18 @@ def bearer_key(request: HTTPConnection) -> str | None:
     return key
 
 
+def _required_key(request: HTTPConnection) -> str:
+    """The request's bearer key; 401 `missing_api_key` without one."""
+    key = bearer_key(request)
+    if key is None:
+        raise Unauthorized(
+            "missing Authorization: Bearer <key> header",
+            code="missing_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return key
+
+
 async def authenticate_request(request: HTTPConnection) -> Principal:
     """The caller of a request, from its bearer key.
 
@@ -105,21 +116,19 @@ async def authenticate_request(request: HTTPConnection) -> Principal:
         Unauthorized: no bearer key (`missing_api_key`), or an unknown or revoked one
             (`invalid_api_key`).
     """
-    challenge = {"WWW-Authenticate": "Bearer"}
-    key = bearer_key(request)
-    if key is None:
-        raise Unauthorized(
-            "missing Authorization: Bearer <key> header", code="missing_api_key", headers=challenge
-        )
     state = app_state(request)
-    key_hash = hash_key(key)
+    key_hash = hash_key(_required_key(request))
     principal = state.keys.get(key_hash)
     if principal is not None:
         bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
         return principal
     found = await _look_up(state, key_hash)
     if found is None:
-        raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=challenge)
+        raise Unauthorized(
+            "unknown or revoked API key",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     principal, stale = found
     bind_tenant_id(principal.tenant_id)  # this request's later log lines name the tenant
     if stale:
@@ -170,18 +179,10 @@ class KeyCheck:
             raise
 
 
-async def get_key_check(
-    state: State,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> KeyCheck:
-    """For routes that also take the caller (`Reader`…), which checks the key itself."""
-    if credentials is None:
-        raise Unauthorized(
-            "missing Authorization: Bearer <key> header",
-            code="missing_api_key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return KeyCheck(state, hash_key(credentials.credentials))
+async def get_key_check(request: Request) -> KeyCheck:
+    """For routes that also take the caller (`Reader`…), which checks the key itself and
+    declares the bearer scheme in the OpenAPI document."""
+    return KeyCheck(app_state(request), hash_key(_required_key(request)))
 
 
 StreamKeyCheck = Annotated[KeyCheck, Depends(get_key_check)]

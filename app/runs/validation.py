@@ -90,7 +90,9 @@ def build_compositor(composition: RunComposition, registry: LayerRegistry) -> Co
         (spec.name, spec.type, tuple(spec.deps.items()), layer_metadata)
         for spec, layer_metadata in zip(composition.layers, metadata, strict=True)
     )
-    plans = _plans.setdefault(registry, OrderedDict())
+    plans = _plans.get(registry)
+    if plans is None:
+        plans = _plans[registry] = OrderedDict()
     plan = plans.get(key)
     if plan is not None:
         plans.move_to_end(key)
