@@ -136,6 +136,16 @@ class Settings(BaseSettings):
         "more); besides the pool, a process holds the LISTEN connection and, with a worker, "
         "the heartbeat's.",
     )
+    db_writers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="PostgreSQL writer tasks per process. Writes queue up and each free writer "
+        "commits what is queued as one transaction (group commit) on a pooled connection; "
+        "several, so that a batch waiting on a row lock or on the network does not hold up the "
+        "others. At most half of STRATA_DB_POOL_SIZE (reads need connections too). SQLite always "
+        "has one (it allows one writer at a time).",
+    )
     db_connect_timeout_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -3,29 +3,37 @@
 Every write transaction of the service goes through `Database.write(job, *args)`: `job` is an
 async function taking an `AsyncSession` first; it runs inside a transaction that commits when it
 returns and rolls back when it raises. Notifications the job recorded (`app.notifier.notify`,
-`hand_off`) are delivered after the commit and dropped on rollback. Reads use `Database.reading()`,
+`hand_off`) are delivered after the commit and dropped on rollback (on PostgreSQL they also go to
+the other processes, as one `pg_notify` inside the transaction). Reads use `Database.reading()`,
 a session that never writes.
 
-**SQLite (the embedded default): one writer, group commit.** SQLite allows one writer at a time.
-Instead of letting concurrent transactions take turns through SQLite's busy handler (which sleeps
-and polls in no particular order, and made the latency tail), every write of the process is a job
-on one queue served by one writer task. The writer takes every queued job, runs them back to back
-inside one `BEGIN IMMEDIATE … COMMIT`, each in a SAVEPOINT of its own when there are several (a job
-that fails rolls back only its own part and gets its own error), then resolves every caller. A
-burst of N writes costs one commit, and nothing polls. A caller cancelled while it waits just
-leaves: a job that has not started is skipped, one that ran keeps its effect (like a request whose
-client went away after the commit), and the writer never waits for anyone. Jobs run on the event
-loop's thread (`app.sqlite_driver`): they must not await anything but the database.
+**Group commit, on both databases.** Every write of the process is a job on one queue, served
+by writer tasks. A writer takes every queued job (up to `_MAX_BATCH`), runs them back to back in
+one transaction, each in a SAVEPOINT of its own only when one of them fails (see
+`_commit_batch`), sends the batch's notifications, commits, then resolves every caller. A burst
+of N writes costs one commit instead of N. A caller cancelled while it waits just leaves: a job
+that has not started is skipped, one that ran keeps its effect (like a request whose client went
+away after the commit), and no writer ever waits for a caller. Jobs run in a writer's task: they
+must not await anything but the database, nor call `write` themselves.
 
-Reads on SQLite use their own pooled connections with deferred transactions; in WAL mode they
-never wait for the writer.
-
-**PostgreSQL:** each `write` is its own transaction on a pooled connection (row locks and
-`SKIP LOCKED` let them run concurrently); the outbox becomes one `pg_notify` inside it.
-`write_reserved` runs on one more connection, outside the pool, for the worker's heartbeat: when
-hundreds of runs end at once their terminal transactions queue for the pool's connections, and a
-heartbeat queued behind them would come late enough for another worker's sweeper to take this
-worker's runs as lost.
+- **SQLite (the embedded default): one writer.** SQLite allows one writer at a time; letting
+  concurrent transactions take turns through its busy handler (which sleeps and polls in no
+  particular order) made the latency tail. The writer opens `BEGIN IMMEDIATE`, so nothing polls;
+  another process holding the lock is waited for without blocking the loop. Reads use their own
+  pooled connections with deferred transactions; in WAL mode they never wait for the writer.
+  Jobs run on the event loop's thread (`app.sqlite_driver`).
+- **PostgreSQL: `writers` tasks (`STRATA_DB_WRITERS`, default 4), each a transaction on a pooled
+  connection.** A transaction per write cost five round trips (`BEGIN`, two statements,
+  `pg_notify`, `COMMIT`), each a fraction of a millisecond of this process's CPU; a batch pays
+  `BEGIN`, `COMMIT` and one `pg_notify` once (the side by side at c=32: 6.7 → 4.7 ms of CPU per
+  run, bench/README.md). There are several writers, not one, because a PostgreSQL batch waits: on
+  the network for each statement, and on row locks other processes hold (`FOR UPDATE` of a cancel,
+  a sweep). A free writer takes what is queued meanwhile, so one slow batch never holds up the
+  rest; batches of different writers run concurrently, with row locks and `SKIP LOCKED` keeping
+  them apart like any concurrent transactions. `write_reserved` runs on one more connection,
+  outside the pool and the queue, for the worker's heartbeat: when hundreds of runs end at once
+  their terminal writes queue up, and a heartbeat queued behind them would come late enough for
+  another worker's sweeper to take this worker's runs as lost.
 
 `create_engine` applies the per-dialect settings Strata relies on. `hide_parameters=True`: a
 failing statement's error text never carries bound values (run content) into logs. JSON columns
@@ -230,6 +238,7 @@ class Database:
         *,
         pool_size: int = 10,
         connect_timeout: float = 5.0,
+        writers: int = 4,
     ) -> None:
         self.url = url
         self.is_sqlite = is_sqlite_url(url)
@@ -242,31 +251,43 @@ class Database:
         if not self.is_sqlite:
             self._reserved = create_engine(url, pool_size=1, connect_timeout=connect_timeout)
             self._reserved_factory = create_session_factory(self._reserved)
+        # PostgreSQL writers hold pooled connections for their batches: at most half the pool,
+        # so reads always find connections too.
+        self._writer_count = 1 if self.is_sqlite else max(1, min(writers, pool_size // 2))
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
         self._checkpointer: Any = None
-        self.batches = 0  # SQLite: transactions the writer committed (for tests and metrics)
-        self.jobs = 0  # SQLite: jobs the writer ran
-        self.batch_reruns = 0  # SQLite: batches run again with a savepoint per job
+        self.batches = 0  # transactions the writers committed (for tests and metrics)
+        self.jobs = 0  # jobs the writers ran
+        self.batch_reruns = 0  # batches run again with a savepoint per job
 
     async def start(self) -> None:
-        if self.is_sqlite and self._writer is None:
+        """Start the writer tasks (until then, and for command-line tools that never start
+        them, each `write` is a transaction of its own in the caller's task)."""
+        if self._writers:
+            return
+        if self.is_sqlite:
             from app.sqlite_driver import Checkpointer
 
             self._checkpointer = Checkpointer(sqlite_file(self.url))
             self._checkpointer.start()
-            self._writer = asyncio.create_task(self._write_forever(), name="strata-sqlite-writer")
+        self._writers = [
+            asyncio.create_task(self._write_forever(), name=f"strata-writer-{number}")
+            for number in range(self._writer_count)
+        ]
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            while self._queue:  # let queued writes commit before the writer goes
+        writers, self._writers = self._writers, []
+        if writers:
+            while self._queue:  # let queued writes commit before the writers go
                 self._wake.set()
                 await asyncio.sleep(0.01)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            for writer in writers:
+                writer.cancel()
+            for writer in writers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
         await self.engine.dispose()
         if self._reserved is not None:
             await self._reserved.dispose()
@@ -290,7 +311,7 @@ class Database:
         Raises what the job raised (nothing of it is committed), or the database error of the
         commit.
         """
-        if self._writer is None:
+        if not self._writers:
             return await self._write_alone(self.session_factory, job, *args, **kwargs)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(future, job, args, kwargs))
@@ -298,10 +319,11 @@ class Database:
         return await future
 
     async def write_reserved(self, job: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """`write`, on PostgreSQL on a connection of its own that no other work waits for (one
-        caller at a time: the worker's heartbeat). SQLite: `write` (the writer's queue is
-        served in batches, so a write never waits behind a pool)."""
-        if self._writer is not None:
+        """`write`, on PostgreSQL in a transaction of its own on a connection no other work
+        waits for, outside the writers' queue (one caller at a time: the worker's heartbeat).
+        SQLite: `write` (its one writer serves the queue in batches, and the heartbeat is one
+        more job of one, not a transaction waiting its turn at a lock)."""
+        if self._reserved is None:
             return await self.write(job, *args, **kwargs)
         return await self._write_alone(self._reserved_factory, job, *args, **kwargs)
 
@@ -315,9 +337,11 @@ class Database:
         self.notifier.deliver(box)
         return result
 
-    # --- the SQLite writer ----------------------------------------------------------------------
+    # --- the writers ----------------------------------------------------------------------------
 
     async def _write_forever(self) -> None:
+        """One writer: wait for jobs, commit what is queued in batches. Several writers share
+        the queue (PostgreSQL); whichever is free takes what is there."""
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -357,6 +381,7 @@ class Database:
                     try:
                         results = await self._run_jobs(session, batch, isolate=isolate)
                         delivered = take_outbox(session)
+                        await self.notifier.flush_outbox(session, delivered)
                         await session.commit()
                     except BaseException:
                         take_outbox(session)
@@ -368,9 +393,11 @@ class Database:
                 self.batch_reruns += 1
                 continue
             except Exception as error:
-                # Another *process* holds the write lock (a CLI command, a second server): wait
-                # for it without blocking the event loop. Nothing of the batch was applied.
-                if _is_busy(error) and asyncio.get_running_loop().time() < deadline:
+                # SQLite: another *process* holds the write lock (a CLI command, a second
+                # server): wait for it without blocking the event loop. Nothing of the batch was
+                # applied.
+                retry = self.is_sqlite and _is_busy(error)
+                if retry and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)
                     continue

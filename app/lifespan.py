@@ -75,6 +75,7 @@ def open_database(settings: Settings, notifier: Notifier) -> Database:
         notifier,
         pool_size=settings.db_pool_size,
         connect_timeout=settings.db_connect_timeout_seconds,
+        writers=settings.db_writers,
     )
 
 

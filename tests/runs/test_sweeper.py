@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 from structlog.testing import capture_logs
 
@@ -18,7 +17,7 @@ from app.notifier import LocalNotifier
 from app.runs.manager import sweep_lost_runs
 from app.sessions.scope import SessionStore
 from tests.api_fixtures import Api, ApiFactory, make_settings
-from tests.db_fixtures import DB_BACKEND, run_coroutine_blocking
+from tests.db_fixtures import run_coroutine_blocking
 from tests.runs.bodies import chat
 from tests.sessions.test_sessions import node_run
 
@@ -118,7 +117,6 @@ def test_a_lost_session_run_keeps_the_sessions_previous_snapshot(api: Api) -> No
     assert session["session_snapshot"] == first["session_snapshot"]
 
 
-@pytest.mark.skipif(DB_BACKEND != "sqlite", reason="SQLite's writer batches jobs")
 def test_a_sweep_run_again_with_its_batch_logs_each_lost_run_once(api_factory: ApiFactory) -> None:
     """A batch whose other job fails runs again with a savepoint per job, the sweep included:
     the sweep's `run_lost` line is written for what committed, once."""
