@@ -30,10 +30,13 @@ must not await anything but the database, nor call `write` themselves.
   the network for each statement, and on row locks other processes hold (`FOR UPDATE` of a cancel,
   a sweep). A free writer takes what is queued meanwhile, so one slow batch never holds up the
   rest; batches of different writers run concurrently, with row locks and `SKIP LOCKED` keeping
-  them apart like any concurrent transactions. `write_reserved` runs on one more connection,
-  outside the pool and the queue, for the worker's heartbeat: when hundreds of runs end at once
-  their terminal writes queue up, and a heartbeat queued behind them would come late enough for
-  another worker's sweeper to take this worker's runs as lost.
+  them apart like any concurrent transactions. Two batches that lock the same rows in opposite
+  orders can deadlock; PostgreSQL aborts one of them after `deadlock_timeout` (1 s by default), and
+  that batch runs again, whole, once the other has gone on (as a SQLite batch does when another
+  process holds the lock). `write_reserved` runs on one more connection, outside the pool and the
+  queue, for the worker's heartbeat: when hundreds of runs end at once their terminal writes queue
+  up, and a heartbeat queued behind them would come late enough for another worker's sweeper to
+  take this worker's runs as lost.
 
 `create_engine` applies the per-dialect settings Strata relies on. `hide_parameters=True`: a
 failing statement's error text never carries bound values (run content) into logs. JSON columns
@@ -195,6 +198,11 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P")
 
 def _is_busy(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and "locked" in str(error.orig).lower()
+
+
+def _is_deadlock(error: BaseException | None) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01)."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) == "40P01"
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
@@ -388,15 +396,20 @@ class Database:
                         await session.rollback()
                         raise
                 break
-            except _JobFailed:
+            except _JobFailed as failed:
+                if _is_deadlock(failed.__cause__) and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(delay)  # as below: the same batch again, once it can pass
+                    delay = min(delay * 2, 0.5)
+                    continue
                 isolate = True  # run the batch again, each job in a savepoint
                 self.batch_reruns += 1
                 continue
             except Exception as error:
-                # SQLite: another *process* holds the write lock (a CLI command, a second
-                # server): wait for it without blocking the event loop. Nothing of the batch was
-                # applied.
-                retry = self.is_sqlite and _is_busy(error)
+                # Nothing of the batch was applied, and it can pass later: SQLite, another
+                # *process* holds the write lock (a CLI command, a second server); PostgreSQL,
+                # the batch was chosen to break a deadlock with another transaction (which
+                # goes on). Run it again without blocking the event loop.
+                retry = _is_deadlock(error) or (self.is_sqlite and _is_busy(error))
                 if retry and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)

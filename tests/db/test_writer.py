@@ -214,3 +214,33 @@ async def test_a_batch_waiting_on_a_row_lock_does_not_hold_up_other_writes(
     async with db.reading() as session:
         names = set((await session.scalars(select(Tenant.name))).all())
     assert names == {"renamed", "free"}
+
+
+async def _rename_both(session: AsyncSession) -> str:
+    await session.execute(update(Tenant).where(Tenant.name == "a").values(name="a"))
+    await session.execute(update(Tenant).where(Tenant.name == "b").values(name="b2"))
+    return "renamed"
+
+
+@pytest.mark.postgres_only  # SQLite has one writer and locks the whole database: no deadlock
+async def test_a_batch_aborted_to_break_a_deadlock_runs_again_and_its_caller_gets_the_result(
+    db: Database,
+) -> None:
+    await db.write(_add_tenant, "a")
+    await db.write(_add_tenant, "b")
+    async with db.session_factory() as other, other.begin():
+        # another process's transaction holds b …
+        await other.execute(select(Tenant).where(Tenant.name == "b").with_for_update())
+        # … the batch takes a and waits for b …
+        renaming = asyncio.create_task(db.write(_rename_both))
+        await asyncio.sleep(0.3)
+        assert not renaming.done()
+        # … and the other waits for a: a deadlock. The batch waited first, so its
+        # deadlock_timeout ends first and PostgreSQL aborts it; the other goes on.
+        async with asyncio.timeout(10):
+            await other.execute(update(Tenant).where(Tenant.name == "a").values(name="a"))
+    async with asyncio.timeout(10):
+        assert await renaming == "renamed"
+    async with db.reading() as session:
+        names = set((await session.scalars(select(Tenant.name))).all())
+    assert names == {"a", "b2"}
