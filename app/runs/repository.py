@@ -3,9 +3,10 @@
 The hot path is a small, fixed number of statements per run, each compiled once and cached:
 
 - create: `INSERT runs` (with `last_event_seq = 1`) and `INSERT run_events` (`run_queued`);
-- claim: one `UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING …` for a
-  whole batch, one multi-row `INSERT run_events` (`run_started` of each), and, only for runs that
-  continue a session, one `SELECT` of their incoming snapshots;
+- claim: one `UPDATE … RETURNING …` of the oldest queued runs for a whole batch (at most n,
+  picked by a `SELECT … LIMIT n`, `FOR UPDATE SKIP LOCKED` on PostgreSQL), one multi-row
+  `INSERT run_events` (`run_started` of each), and, only for runs that continue a session, one
+  `SELECT` of their incoming snapshots;
 - finish: one `UPDATE … RETURNING` (terminal columns, the fence, the event seqs) and one
   `INSERT run_events` (buffered text and the terminal event).
 
@@ -356,43 +357,52 @@ async def append_events(
     return first
 
 
-_CLAIM = (
-    update(runs)
-    .where(
-        runs.c.id.in_(
-            select(runs.c.id)
-            .where(runs.c.status == RunStatus.QUEUED)
-            .order_by(runs.c.queued_at, runs.c.id)
-            .limit(bindparam("b_limit"))
-            .with_for_update(skip_locked=True)
-        ),
-        runs.c.status == RunStatus.QUEUED,
-    )
-    .values(
-        status=RunStatus.RUNNING,
-        lease_owner=bindparam("b_owner"),
-        started_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        last_event_seq=runs.c.last_event_seq + 1,
-    )
-    .returning(
-        runs.c.id,
-        runs.c.tenant_id,
-        runs.c.attempt,
-        runs.c.purpose,
-        runs.c.composition,
-        runs.c.inputs,
-        runs.c.session_snapshot_in,
-        runs.c.snapshot_in_run_id,
-        runs.c.session_id,
-        runs.c.metadata,
-        runs.c.last_event_seq,
-        runs.c.queued_at,
-        runs.c.max_attempts,
-        runs.c.idempotency_key,
-        runs.c.created_at,
-    )
+_OLDEST_QUEUED = (
+    select(runs.c.id)
+    .where(runs.c.status == RunStatus.QUEUED)
+    .order_by(runs.c.queued_at, runs.c.id)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
 )
+_CLAIM_VALUES: dict[str, Any] = {
+    "status": RunStatus.RUNNING,
+    "lease_owner": bindparam("b_owner"),
+    "started_at": bindparam("b_now"),
+    "updated_at": bindparam("b_now"),
+    "last_event_seq": runs.c.last_event_seq + 1,
+}
+_CLAIM_RETURNING = (
+    runs.c.id,
+    runs.c.tenant_id,
+    runs.c.attempt,
+    runs.c.purpose,
+    runs.c.composition,
+    runs.c.inputs,
+    runs.c.session_snapshot_in,
+    runs.c.snapshot_in_run_id,
+    runs.c.session_id,
+    runs.c.metadata,
+    runs.c.last_event_seq,
+    runs.c.queued_at,
+    runs.c.max_attempts,
+    runs.c.idempotency_key,
+    runs.c.created_at,
+)
+# SQLite runs an uncorrelated `IN (SELECT …)` once. PostgreSQL may plan it as a nested-loop
+# semi-join that runs the subquery again for every queued row it scans, each run locking and
+# returning the next row: `LIMIT 1` then claimed every queued run (measured: 5 of 5). The
+# batch is therefore picked once, in a MATERIALIZED CTE, and joined.
+_PICKED = _OLDEST_QUEUED.cte("picked").prefix_with("MATERIALIZED")
+_CLAIM = {
+    "sqlite": update(runs)
+    .where(runs.c.id.in_(_OLDEST_QUEUED), runs.c.status == RunStatus.QUEUED)
+    .values(_CLAIM_VALUES)
+    .returning(*_CLAIM_RETURNING),
+    "postgresql": update(runs)
+    .where(runs.c.id == _PICKED.c.id, runs.c.status == RunStatus.QUEUED)
+    .values(_CLAIM_VALUES)
+    .returning(*_CLAIM_RETURNING),
+}
 
 
 async def claim_queued(
@@ -401,11 +411,13 @@ async def claim_queued(
     """Move up to `limit` queued runs to `running` under `owner`, oldest first, and write their
     `run_started` events. Resolves the incoming snapshots of runs that continue a session.
 
-    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass each other's rows.
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass each other's rows (the
+    batch picked once, see `_PICKED`).
     SQLite: the clause renders as nothing; the one writer per process and `BEGIN IMMEDIATE`
     between processes serialize claimers.
     """
-    result = await session.execute(_CLAIM, {"b_limit": limit, "b_owner": owner, "b_now": now})
+    statement = _CLAIM[session.get_bind().dialect.name]
+    result = await session.execute(statement, {"b_limit": limit, "b_owner": owner, "b_now": now})
     rows = sorted(result.all(), key=lambda row: (row.queued_at, row.id))
     if not rows:
         return []
