@@ -396,23 +396,23 @@ class Database:
                         await session.rollback()
                         raise
                 break
-            except _JobFailed as failed:
-                if _is_deadlock(failed.__cause__) and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(delay)  # as below: the same batch again, once it can pass
-                    delay = min(delay * 2, 0.5)
-                    continue
-                isolate = True  # run the batch again, each job in a savepoint
-                self.batch_reruns += 1
-                continue
             except Exception as error:
+                job_failed = isinstance(error, _JobFailed)
+                cause = error.__cause__ if job_failed else error
                 # Nothing of the batch was applied, and it can pass later: SQLite, another
                 # *process* holds the write lock (a CLI command, a second server); PostgreSQL,
                 # the batch was chosen to break a deadlock with another transaction (which
-                # goes on). Run it again without blocking the event loop.
-                retry = _is_deadlock(error) or (self.is_sqlite and _is_busy(error))
+                # goes on). Run it again, whole, without blocking the event loop.
+                retry = _is_deadlock(cause) or (
+                    self.is_sqlite and not job_failed and _is_busy(error)
+                )
                 if retry and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)
+                    continue
+                if job_failed:
+                    isolate = True  # run the batch again, each job in a savepoint
+                    self.batch_reruns += 1
                     continue
                 for item in batch:
                     if not item.future.done():

@@ -13,6 +13,7 @@ from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.request_context import bind_tenant_id
@@ -81,13 +82,9 @@ BEARER_DESCRIPTION = "An API key: `Authorization: Bearer <key>`."
 
 
 def bearer_key(request: HTTPConnection) -> str | None:
-    """The key of an `Authorization: Bearer <key>` header, else None (what FastAPI's
-    `HTTPBearer(auto_error=False)` accepts: the scheme in any case, the key stripped)."""
-    authorization = request.headers.get("authorization")
-    if not authorization:
-        return None
-    scheme, _, key = authorization.partition(" ")
-    key = key.strip()
+    """The key of an `Authorization: Bearer <key>` header, else None (parsed as FastAPI's
+    `HTTPBearer` parses it: the scheme in any case, the key stripped)."""
+    scheme, key = get_authorization_scheme_param(request.headers.get("authorization"))
     if not key or scheme.lower() != "bearer":
         return None
     return key
