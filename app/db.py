@@ -21,7 +21,10 @@ must not await anything but the database, nor call `write` themselves.
   particular order) made the latency tail. The writer opens `BEGIN IMMEDIATE`, so nothing polls;
   another process holding the lock is waited for without blocking the loop. Reads use their own
   pooled connections with deferred transactions; in WAL mode they never wait for the writer.
-  Jobs run on the event loop's thread (`app.sqlite_driver`).
+  Jobs run on the event loop's thread (`app.sqlite_driver`). The writer keeps one connection
+  for its batches instead of taking one from the pool for each: a checkout and its return
+  (with the pool's reset) cost about a third of a one-write batch (290 against 185 µs
+  measured), and one op makes three writes.
 - **PostgreSQL: `writers` tasks (`STRATA_DB_WRITERS`, default 4), each a transaction on a pooled
   connection.** A transaction per write cost five round trips (`BEGIN`, two statements,
   `pg_notify`, `COMMIT`), each a fraction of a millisecond of this process's CPU; a batch pays
@@ -61,6 +64,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -266,6 +270,7 @@ class Database:
         self._wake = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
         self._checkpointer: Any = None
+        self._writer_connection: AsyncConnection | None = None  # SQLite: the writer's own
         self.batches = 0  # transactions the writers committed (for tests and metrics)
         self.jobs = 0  # jobs the writers ran
         self.batch_reruns = 0  # batches run again with a savepoint per job
@@ -296,6 +301,10 @@ class Database:
             for writer in writers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
+        if self._writer_connection is not None:
+            connection, self._writer_connection = self._writer_connection, None
+            with contextlib.suppress(Exception):
+                await connection.close()
         await self.engine.dispose()
         if self._reserved is not None:
             await self._reserved.dispose()
@@ -384,7 +393,7 @@ class Database:
         isolate = False
         while True:
             try:
-                async with self.session_factory() as session:
+                async with await self._batch_session() as session:
                     await session.begin()
                     try:
                         results = await self._run_jobs(session, batch, isolate=isolate)
@@ -428,6 +437,21 @@ class Database:
                 item.future.set_result(value)
             else:
                 item.future.set_exception(value)
+
+    async def _batch_session(self) -> AsyncSession:
+        """A session for one batch: on SQLite bound to the writer's own connection (opened
+        again if it was closed or invalidated), on PostgreSQL on a pooled one."""
+        if not self.is_sqlite:
+            return self.session_factory()
+        connection = self._writer_connection
+        if connection is None or connection.closed or connection.invalidated:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            connection = self._writer_connection = await self.engine.connect()
+        # not in a transaction between batches: the session's begin() is the connection's
+        # (`BEGIN IMMEDIATE`), its commit and rollback end it
+        return AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
 
     @staticmethod
     async def _run_jobs(

@@ -6,7 +6,7 @@ session snapshot), so any worker process can claim it. The columns group as:
 - request: `purpose`, `composition`, `inputs` (on_exit, deferred_tool_results, limits…), the
   incoming snapshot, `session_id`, `metadata`, and idempotency (`idempotency_key` unique per
   tenant; `request_fingerprint` is the SHA-256 of the normalized request, to tell a replay from a
-  conflicting reuse of the key).
+  conflicting reuse of the key; empty for a run without a key, which nothing compares).
 - execution: `attempt` / `max_attempts` (a lost worker's run may be retried as a new attempt; a
   stale attempt's writes are fenced by comparing `attempt`), `lease_owner` (the worker executing
   the attempt; its liveness is the `workers` row, see `app.models.worker`), and cancellation

@@ -49,6 +49,10 @@ KiB each (text deltas are flushed at `STRATA_EVENT_TEXT_FLUSH_CHARS`, tool resul
 `STRATA_EVENT_TOOL_RESULT_MAX_CHARS`), the terminal event aside."""
 
 
+NO_FINGERPRINT = ""
+"""`request_fingerprint` of a run created without an idempotency key: nothing replays it."""
+
+
 def request_fingerprint(request: CreateRunRequest) -> str:
     """SHA-256 of the canonical JSON of a request, without its idempotency key."""
     body = request.model_dump(mode="json", exclude={"idempotency_key"})
@@ -327,7 +331,9 @@ async def create_run(
     the insert transaction (see `InsertHook`), not for a replay.
     """
     key = idempotency_key or request.idempotency_key
-    fingerprint = fingerprint or request_fingerprint(request)
+    if fingerprint is None:
+        # only a key's replay compares fingerprints; hashing every request cost 2 % of a run
+        fingerprint = request_fingerprint(request) if key is not None else NO_FINGERPRINT
     if key is not None:
         existing = await db.read(repository.get_run_by_key, principal.tenant_id, key)
         if existing is not None:

@@ -211,7 +211,7 @@ class Retirer:
             settings=self.settings,
             resolved=ResolvedSnapshot(request.session_snapshot, None),
             key=None,
-            fingerprint=runs.request_fingerprint(request),
+            fingerprint=runs.NO_FINGERPRINT,
             session_id=row.id,
             extra_inputs={"session_role": RETIRE_ROLE},
         )
