@@ -60,6 +60,19 @@ async def test_many_concurrent_writes_all_commit(db: Database) -> None:
     assert db.batch_reruns == 0  # no job failed: each batch ran once, without savepoints
 
 
+@sqlite_only
+async def test_the_sqlite_writer_opens_its_connection_again_after_losing_it(db: Database) -> None:
+    await db.write(_add_tenant, "before")
+    connection = db._writer_connection
+    assert connection is not None  # the writer keeps one connection for its batches
+    await connection.invalidate()
+
+    assert await db.write(_add_tenant, "after") == "after"
+
+    assert db._writer_connection is not connection
+    assert await db.read(_count) == 2
+
+
 async def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
     db: Database,
 ) -> None:
