@@ -21,10 +21,7 @@ must not await anything but the database, nor call `write` themselves.
   particular order) made the latency tail. The writer opens `BEGIN IMMEDIATE`, so nothing polls;
   another process holding the lock is waited for without blocking the loop. Reads use their own
   pooled connections with deferred transactions; in WAL mode they never wait for the writer.
-  Jobs run on the event loop's thread (`app.sqlite_driver`). The writer keeps one connection
-  for its batches instead of taking one from the pool for each: a checkout and its return
-  (with the pool's reset) cost about a third of a one-write batch (290 against 185 µs
-  measured), and one op makes three writes.
+  Jobs run on the event loop's thread (`app.sqlite_driver`).
 - **PostgreSQL: `writers` tasks (`STRATA_DB_WRITERS`, default 4), each a transaction on a pooled
   connection.** A transaction per write cost five round trips (`BEGIN`, two statements,
   `pg_notify`, `COMMIT`), each a fraction of a millisecond of this process's CPU; a batch pays
@@ -40,6 +37,10 @@ must not await anything but the database, nor call `write` themselves.
   queue, for the worker's heartbeat: when hundreds of runs end at once their terminal writes queue
   up, and a heartbeat queued behind them would come late enough for another worker's sweeper to
   take this worker's runs as lost.
+
+Each writer keeps one connection for its batches instead of taking one from the pool for each:
+on SQLite a checkout and its return (with the pool's reset) were a sixth of the CPU of a
+one-write batch (266 against 225 µs measured), and a run makes three writes.
 
 `create_engine` applies the per-dialect settings Strata relies on. `hide_parameters=True`: a
 failing statement's error text never carries bound values (run content) into logs. JSON columns
@@ -270,7 +271,8 @@ class Database:
         self._wake = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
         self._checkpointer: Any = None
-        self._writer_connection: AsyncConnection | None = None  # SQLite: the writer's own
+        # each writer's own connection, opened at its first batch
+        self._writer_connections: list[AsyncConnection | None] = [None] * self._writer_count
         self.batches = 0  # transactions the writers committed (for tests and metrics)
         self.jobs = 0  # jobs the writers ran
         self.batch_reruns = 0  # batches run again with a savepoint per job
@@ -286,7 +288,7 @@ class Database:
             self._checkpointer = Checkpointer(sqlite_file(self.url))
             self._checkpointer.start()
         self._writers = [
-            asyncio.create_task(self._write_forever(), name=f"strata-writer-{number}")
+            asyncio.create_task(self._write_forever(number), name=f"strata-writer-{number}")
             for number in range(self._writer_count)
         ]
 
@@ -301,10 +303,11 @@ class Database:
             for writer in writers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
-        if self._writer_connection is not None:
-            connection, self._writer_connection = self._writer_connection, None
-            with contextlib.suppress(Exception):
-                await connection.close()
+        for number, connection in enumerate(self._writer_connections):
+            self._writer_connections[number] = None
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
         await self.engine.dispose()
         if self._reserved is not None:
             await self._reserved.dispose()
@@ -356,7 +359,7 @@ class Database:
 
     # --- the writers ----------------------------------------------------------------------------
 
-    async def _write_forever(self) -> None:
+    async def _write_forever(self, number: int) -> None:
         """One writer: wait for jobs, commit what is queued in batches. Several writers share
         the queue (PostgreSQL); whichever is free takes what is there."""
         while True:
@@ -367,7 +370,7 @@ class Database:
                 batch = [item for item in batch if not item.future.done()]
                 if batch:
                     try:
-                        await self._commit_batch(batch)
+                        await self._commit_batch(batch, number)
                     except Exception as error:  # a bug here must not kill the writer
                         log.exception("writer_batch_failed", error_class=type(error).__name__)
                         for item in batch:
@@ -376,7 +379,7 @@ class Database:
                 if self._queue:
                     await asyncio.sleep(0)  # let requests and waiters run between batches
 
-    async def _commit_batch(self, batch: list[_Pending]) -> None:
+    async def _commit_batch(self, batch: list[_Pending], number: int) -> None:
         """Run a batch's jobs in one transaction and commit it; settle each job's future.
 
         The jobs run one after the other without savepoints first (a SAVEPOINT and its RELEASE
@@ -393,7 +396,7 @@ class Database:
         isolate = False
         while True:
             try:
-                async with await self._batch_session() as session:
+                async with await self._batch_session(number) as session:
                     await session.begin()
                     try:
                         results = await self._run_jobs(session, batch, isolate=isolate)
@@ -438,17 +441,16 @@ class Database:
             else:
                 item.future.set_exception(value)
 
-    async def _batch_session(self) -> AsyncSession:
-        """A session for one batch: on SQLite bound to the writer's own connection (opened
-        again if it was closed or invalidated), on PostgreSQL on a pooled one."""
-        if not self.is_sqlite:
-            return self.session_factory()
-        connection = self._writer_connection
+    async def _batch_session(self, number: int) -> AsyncSession:
+        """A session for one batch of writer `number`, bound to the writer's own connection
+        (opened again when it was closed or invalidated, e.g. by a PostgreSQL restart)."""
+        connection = self._writer_connections[number]
         if connection is None or connection.closed or connection.invalidated:
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close()
-            connection = self._writer_connection = await self.engine.connect()
+            connection = await self.engine.connect()
+            self._writer_connections[number] = connection
         # not in a transaction between batches: the session's begin() is the connection's
         # (`BEGIN IMMEDIATE`), its commit and rollback end it
         return AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
