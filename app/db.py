@@ -72,7 +72,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.notifier import QUEUE_TOPIC, Notifier, Outbox, outbox, take_outbox
+from app.notifier import Notifier, Outbox, outbox, take_outbox
 
 log = structlog.get_logger("strata.db")
 
@@ -237,22 +237,6 @@ class _Pending:
     kwargs: dict[str, Any]
 
 
-@dataclass
-class FollowUp:
-    """A job to run at the end of a batch that queued runs, in the same transaction.
-
-    `done` gets the job's future once the batch is settled: its result when the transaction
-    committed, its exception when the job or the transaction failed.
-    """
-
-    job: Callable[..., Awaitable[Any]]
-    args: tuple[Any, ...]
-    done: Callable[[asyncio.Future[Any]], None]
-
-
-QueueFollower = Callable[[], FollowUp | None]
-
-
 class _JobFailed(Exception):
     """A job of a batch run without savepoints raised: the batch runs again with them."""
 
@@ -289,9 +273,6 @@ class Database:
         self._checkpointer: Any = None
         # each writer's own connection, opened at its first batch
         self._writer_connections: list[AsyncConnection | None] = [None] * self._writer_count
-        # called when a batch queued runs (`QUEUE_TOPIC`): the worker of this process claims
-        # them in the same transaction (see `_commit_batch`)
-        self.queue_follower: QueueFollower | None = None
         self.batches = 0  # transactions the writers committed (for tests and metrics)
         self.jobs = 0  # jobs the writers ran
         self.batch_reruns = 0  # batches run again with a savepoint per job
@@ -413,15 +394,12 @@ class Database:
         deadline = asyncio.get_running_loop().time() + _BUSY_RETRY_SECONDS
         delay = 0.005
         isolate = False
-        followed = False
         while True:
             try:
                 async with await self._batch_session(number) as session:
                     await session.begin()
                     try:
                         results = await self._run_jobs(session, batch, isolate=isolate)
-                        if not followed:
-                            followed = await self._follow(session, batch, results)
                         delivered = take_outbox(session)
                         await self.notifier.flush_outbox(session, delivered)
                         await session.commit()
@@ -462,33 +440,6 @@ class Database:
                 item.future.set_result(value)
             else:
                 item.future.set_exception(value)
-
-    async def _follow(
-        self, session: AsyncSession, batch: list[_Pending], results: list[Any]
-    ) -> bool:
-        """When the batch queued runs, run the queue follower's job (the worker's claim) in the
-        same transaction, as one more job of the batch; whether one was added.
-
-        A run created in a process whose worker has a free slot is then queued and claimed in
-        one commit instead of two (its `run_queued` and `run_started` events both written):
-        one write transaction fewer per run. Added to `batch`, the job runs again with the
-        batch when it is retried, and when it fails it is isolated like any job (the runs stay
-        queued, its `done` hears of the failure).
-        """
-        if self.queue_follower is None or QUEUE_TOPIC not in outbox(session).topics:
-            return False
-        follow = self.queue_follower()
-        if follow is None:
-            return False
-        item = _Pending(asyncio.get_running_loop().create_future(), follow.job, follow.args, {})
-        item.future.add_done_callback(follow.done)
-        batch.append(item)
-        try:
-            value = await item.job(session, *item.args)
-        except Exception as error:
-            raise _JobFailed from error
-        results.append((item, True, value))
-        return True
 
     async def _batch_session(self, number: int) -> AsyncSession:
         """A session for one batch of writer `number`, bound to the writer's own connection

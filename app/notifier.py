@@ -106,13 +106,6 @@ def notify(session: AsyncSession, *topics: str) -> None:
     outbox(session).topics.extend(topics)
 
 
-def unnotify(session: AsyncSession, topic: str) -> None:
-    """Take `topic` back out of what the transaction will deliver (what it announced is no
-    longer true by the time it commits, e.g. queued runs that the same transaction claimed)."""
-    box = outbox(session)
-    box.topics[:] = [recorded for recorded in box.topics if recorded != topic]
-
-
 def hand_off(session: AsyncSession, topic: str, payload: Any) -> None:
     """Record `payload` for this process's subscribers of `topic`, delivered after commit.
 

@@ -52,11 +52,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
 from app.config import Settings
-from app.db import Database, FollowUp
+from app.db import Database
 from app.metrics import Metrics
 from app.models import RunPurpose, RunStatus
 from app.models.base import utcnow
-from app.notifier import QUEUE_TOPIC, Notifier, hand_off, notify, run_topic, unnotify
+from app.notifier import QUEUE_TOPIC, Notifier, hand_off, notify, run_topic
 from app.retention import retention_loop
 from app.runs import repository
 from app.runs.outcome import ErrorType, RunOutcome, cancelled_outcome
@@ -305,9 +305,6 @@ class Worker:
         # set by a `queue` notification, or by a run ending while every slot was taken
         self._claim_wanted = asyncio.Event()
         self._saturated = False
-        self._reserved = 0  # slots of claims running in a writer's batch (`_follow_queued`)
-        self._claims_settled = asyncio.Event()  # set while `_reserved` is 0
-        self._claims_settled.set()
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._background = _Background()
         self._remove_listener: Callable[[], None] | None = None
@@ -335,13 +332,7 @@ class Worker:
         every run task; remove the worker's row."""
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         self._stopping.set()
-        if self.db.queue_follower == self._follow_queued:
-            self.db.queue_follower = None
         await _cancel_and_wait(self._loops.pop("claim", None))
-        # a claim in a writer's batch: its runs become ours when it commits, wait for it
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10.0):
-                await self._claims_settled.wait()
         tasks = self._tasks()
         if tasks:
             log.info("worker_draining", runs=len(tasks), grace_seconds=grace)
@@ -394,14 +385,12 @@ class Worker:
     async def _claim_loop(self) -> None:
         await self._register()
         remove = self.notifier.add_prefix_listener(QUEUE_TOPIC, self._wanted)
-        if self.db.queue_follower is None and not self._stopping.is_set():
-            self.db.queue_follower = self._follow_queued
         backoff = 0.1
         try:
             while not self._stopping.is_set():
                 # cleared before claiming: a run queued meanwhile sets it again
                 self._claim_wanted.clear()
-                free = self.settings.worker_concurrency - len(self._in_flight) - self._reserved
+                free = self.settings.worker_concurrency - len(self._in_flight)
                 self._saturated = free <= 0
                 if free > 0:
                     try:
@@ -427,30 +416,6 @@ class Worker:
 
     def _wanted(self, _topic: str, _payload: Any) -> None:
         self._claim_wanted.set()
-
-    def _follow_queued(self) -> FollowUp | None:
-        """The claim a writer runs at the end of a batch that queued runs (`Database._follow`):
-        the runs this process creates are claimed in the transaction that queues them."""
-        if self._stopping.is_set():
-            return None
-        free = self.settings.worker_concurrency - len(self._in_flight) - self._reserved
-        if free <= 0:
-            return None
-        limit = min(free, CLAIM_BATCH)
-        self._reserved += limit
-        self._claims_settled.clear()
-
-        def done(future: asyncio.Future[list[ClaimedRun]]) -> None:
-            self._reserved -= limit
-            if not self._reserved:
-                self._claims_settled.set()
-            if future.cancelled() or future.exception() is not None:
-                self._claim_wanted.set()  # the runs stay queued: the claim loop takes them
-                return
-            for run in future.result():
-                self._spawn(run)
-
-        return FollowUp(_claim_in_batch, (self.owner, limit), done)
 
     def _spawn(self, run: ClaimedRun) -> None:
         fence = Fence(run.id, run.attempt, self.owner)
@@ -647,14 +612,6 @@ async def _claim(session: AsyncSession, owner: str, limit: int) -> list[ClaimedR
             run.started_seq, "run_started", {"attempt": run.attempt, "worker": owner}, now
         )
         hand_off(session, run_topic(run.id), RunUpdate(run.id, [started]))
-    return claimed
-
-
-async def _claim_in_batch(session: AsyncSession, owner: str, limit: int) -> list[ClaimedRun]:
-    claimed = await _claim(session, owner, limit)
-    if len(claimed) < limit:
-        # nothing left queued: no worker, this one included, needs waking for these runs
-        unnotify(session, QUEUE_TOPIC)
     return claimed
 
 
