@@ -264,7 +264,7 @@ class Database:
         if not self.is_sqlite:
             self._reserved = create_engine(url, pool_size=1, connect_timeout=connect_timeout)
             self._reserved_factory = create_session_factory(self._reserved)
-        # PostgreSQL writers hold pooled connections for their batches: at most half the pool,
+        # PostgreSQL writers each keep a pooled connection for their batches: at most half the pool,
         # so reads always find connections too.
         self._writer_count = 1 if self.is_sqlite else max(1, min(writers, pool_size // 2))
         self._queue: list[_Pending] = []
