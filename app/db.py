@@ -264,8 +264,8 @@ class Database:
         if not self.is_sqlite:
             self._reserved = create_engine(url, pool_size=1, connect_timeout=connect_timeout)
             self._reserved_factory = create_session_factory(self._reserved)
-        # PostgreSQL writers each keep a pooled connection for their batches: at most half the pool,
-        # so reads always find connections too.
+        # PostgreSQL writers each keep a pooled connection for their batches: at most half the
+        # pool, so reads always find connections too.
         self._writer_count = 1 if self.is_sqlite else max(1, min(writers, pool_size // 2))
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
@@ -303,11 +303,8 @@ class Database:
             for writer in writers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
-        for number, connection in enumerate(self._writer_connections):
-            self._writer_connections[number] = None
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.close()
+        for number in range(self._writer_count):
+            await self._drop_writer_connection(number)
         await self.engine.dispose()
         if self._reserved is not None:
             await self._reserved.dispose()
@@ -446,14 +443,18 @@ class Database:
         (opened again when it was closed or invalidated, e.g. by a PostgreSQL restart)."""
         connection = self._writer_connections[number]
         if connection is None or connection.closed or connection.invalidated:
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.close()
+            await self._drop_writer_connection(number)
             connection = await self.engine.connect()
             self._writer_connections[number] = connection
         # not in a transaction between batches: the session's begin() is the connection's
         # (`BEGIN IMMEDIATE`), its commit and rollback end it
         return AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
+
+    async def _drop_writer_connection(self, number: int) -> None:
+        connection, self._writer_connections[number] = self._writer_connections[number], None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing to hand back
+                await connection.close()
 
     @staticmethod
     async def _run_jobs(

@@ -345,7 +345,7 @@ async def create_node_run(
             policy=policy,
             quota=quota,
             directory=directory,
-            fingerprint=node_run_fingerprint(workflow_run_id, node_id, body),
+            fingerprint=lambda: node_run_fingerprint(workflow_run_id, node_id, body),
             on_insert=fix,
         )
 

@@ -317,7 +317,7 @@ async def create_run(
     settings: Settings,
     policy: SessionPolicy,
     quota: QueueQuota,
-    fingerprint: str | None = None,
+    fingerprint: Callable[[], str] | None = None,
     directory: RunDirectory | None = None,
     on_insert: InsertHook | None = None,
 ) -> tuple[RunRead, bool]:
@@ -326,18 +326,23 @@ async def create_run(
     Raises `ValidationFailed` (422) before anything is written, `Conflict`
     (`idempotency_key_reused`) when the key was used for a different request, `Conflict`
     (`session_busy`) when the request's session has a run in flight, and `TooManyRequests` when
-    the tenant has too many queued runs. `fingerprint` overrides the request's own (a node run
-    fingerprints what its caller sent, not the composition built from it). `on_insert` runs in
+    the tenant has too many queued runs. `fingerprint` computes the fingerprint instead of the
+    request's own (a node run fingerprints what its caller sent, not the composition built from
+    it); either is computed only when there is an idempotency key. `on_insert` runs in
     the insert transaction (see `InsertHook`), not for a replay.
     """
     key = idempotency_key or request.idempotency_key
-    if fingerprint is None:
-        # only a key's replay compares fingerprints; hashing every request cost 2 % of a run
-        fingerprint = request_fingerprint(request) if key is not None else NO_FINGERPRINT
+    # only a key's replay compares fingerprints; hashing every request cost 2 % of a run
+    if key is None:
+        fingerprint_value = NO_FINGERPRINT
+    elif fingerprint is None:
+        fingerprint_value = request_fingerprint(request)
+    else:
+        fingerprint_value = fingerprint()
     if key is not None:
         existing = await db.read(repository.get_run_by_key, principal.tenant_id, key)
         if existing is not None:
-            return _replay(existing, fingerprint), False
+            return _replay(existing, fingerprint_value), False
     resolved = ResolvedSnapshot(request.session_snapshot, None)
     if request.session is not None:
         try:
@@ -354,7 +359,7 @@ async def create_run(
             )
             if existing is None:
                 raise
-            return _replay(existing, fingerprint), False
+            return _replay(existing, fingerprint_value), False
     prepared = prepare_run(
         request,
         tenant_id=principal.tenant_id,
@@ -362,7 +367,7 @@ async def create_run(
         settings=settings,
         resolved=resolved,
         key=key,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint_value,
     )
     prepared.on_insert = on_insert
     await quota.check(db, principal.tenant_id)
