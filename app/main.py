@@ -89,6 +89,10 @@ def create_app(
             {"name": compat.TAG, "description": compat.TAG_DESCRIPTION},
         ],
         lifespan=lifespan,
+        # Strata reports through `/metrics` and its structured logs. FastAPI's native
+        # OpenTelemetry support looks up the global providers on every request to learn that
+        # none is configured (~1% of the CPU of a run, bench/README.md): it stays off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         # FastAPI's own pages load from public CDNs; `install_docs` serves offline ones.
         docs_url=None,
         redoc_url=None,

@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from app.api.lean import NO_BODY, LeanSolver, wants_lean
 from app.api.request_context import bind_path_run_id
 from app.errors import ValidationFailed
 
@@ -237,6 +238,12 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def _is_plain_json(content_type: str) -> bool:
+    """`application/json`, with parameters or not: a type FastAPI reads as JSON too (the lean
+    solver takes only those; `_is_json` also takes `+json` types and odd spellings)."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
 class _EdgeRequest(Request):
     """A request whose JSON body is decoded by `decode_json_body` (once)."""
 
@@ -288,6 +295,8 @@ class StrataRoute(APIRoute):
         self.query_parameters = declared_query_parameters(self.dependant)
         accepted = self.query_parameters if self.rejects_unknown_query_parameters else None
         binds_run_id = "run_id" in self.param_convertors
+        solver = LeanSolver.for_route(self) if wants_lean(self) else None
+        endpoint = self.endpoint
 
         async def edge_handler(request: Request) -> Response:
             check_request_strings(request.scope)
@@ -295,10 +304,20 @@ class StrataRoute(APIRoute):
                 check_query_parameters(request, accepted)
             if binds_run_id:
                 bind_path_run_id(request.scope["path_params"])
+            json_body: Any = NO_BODY
             if takes_body:
                 request = _EdgeRequest(request.scope, request.receive)
-                if _is_json(request.headers.get("content-type")) and await request.body():
-                    await request.json()  # errors here are answered by the app's handlers
+                content_type = request.headers.get("content-type") or ""
+                if _is_json(content_type) and await request.body():
+                    # errors here are answered by the app's handlers
+                    json_body = await request.json()
+                    if not _is_plain_json(content_type):
+                        json_body = NO_BODY  # FastAPI's parsing of the type decides
+            if solver is not None:
+                arguments = await solver.solve(request, json_body)
+                if arguments is not None:
+                    response: Response = await endpoint(**arguments)
+                    return response
             return await handler(request)
 
         return edge_handler

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from app.api.deps import Accepting, ReadDb, State, StreamKeyCheck, Write, app_state
 from app.api.edge import INT32_MAX, StrataRoute
 from app.api.errors import ErrorResponse
+from app.api.lean import lean
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.query import Instant, check_time_range
 from app.api.request_context import bind_run_id
@@ -92,6 +93,7 @@ _SSE_ERRORS: dict[int | str, dict[str, Any]] = {
         503: {"model": ErrorResponse, "description": "Shutting down or database unavailable."},
     },
 )
+@lean
 async def create_run(
     body: CreateRunRequest,
     principal: Runner,
@@ -233,6 +235,7 @@ async def cancel_run(
     ),
     responses=_ERRORS,
 )
+@lean
 async def wait_run(
     run_id: uuid.UUID,
     principal: Reader,
