@@ -72,6 +72,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.direct_sql import bind_connection
 from app.notifier import Notifier, Outbox, outbox, take_outbox
 
 log = structlog.get_logger("strata.db")
@@ -448,7 +449,10 @@ class Database:
             self._writer_connections[number] = connection
         # not in a transaction between batches: the session's begin() is the connection's
         # (`BEGIN IMMEDIATE`), its commit and rollback end it
-        return AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
+        session = AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
+        if self.is_sqlite:
+            bind_connection(session, connection)
+        return session
 
     async def _drop_writer_connection(self, number: int) -> None:
         connection, self._writer_connections[number] = self._writer_connections[number], None

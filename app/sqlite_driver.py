@@ -133,6 +133,11 @@ class ImmediateConnection:
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 
+    @property
+    def sqlite_connection(self) -> sqlite3.Connection:
+        """The sqlite3 connection (`app.direct_sql` runs hot statements on it)."""
+        return self._conn
+
     def cursor(self) -> ImmediateCursor:
         return ImmediateCursor(self._conn.cursor())
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -35,6 +35,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import direct_sql
 from app.models import Run, RunEvent, RunPurpose, RunStatus, Worker, WorkflowAgentRuntimeSession
 from app.models.base import utcnow
 from app.models.run import TERMINAL_RUN_STATUSES as TERMINAL
@@ -81,11 +82,11 @@ _OUTCOME_COLUMNS = frozenset(
 STATE_COLUMNS = tuple(column for column in READ_COLUMNS if column.name not in _OUTCOME_COLUMNS)
 
 
-def _changed(row: Any, values: dict[str, Any]) -> dict[str, Any]:
+def _changed(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A state change's result: the run as `READ_COLUMNS` (plus `tenant_id` and
     `last_event_seq`), from the returned state columns and the values written."""
     merged = dict.fromkeys(_OUTCOME_COLUMNS)
-    merged.update(row._mapping)
+    merged.update(row)
     merged.update(values)
     return merged
 
@@ -277,7 +278,7 @@ async def list_events(
 
 
 async def insert_run(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(_INSERT_RUN, values)
+    await direct_sql.execute(session, _INSERT_RUN, values)
 
 
 async def insert_events(
@@ -288,7 +289,8 @@ async def insert_events(
     items: Sequence[tuple[str, dict[str, Any]]],
     now: datetime,
 ) -> None:
-    await session.execute(
+    await direct_sql.execute(
+        session,
         _INSERT_EVENTS,
         [
             {
@@ -421,7 +423,8 @@ async def claim_queued(
     rows = sorted(result.all(), key=lambda row: (row.queued_at, row.id))
     if not rows:
         return []
-    await session.execute(
+    await direct_sql.execute(
+        session,
         _INSERT_EVENTS,
         [
             {
@@ -469,11 +472,19 @@ async def claim_queued(
 
 @functools.lru_cache(maxsize=64)
 def _change_statement(
-    columns: tuple[str, ...], *, fenced: bool, by_attempt: bool, clear_owner: bool
+    columns: tuple[str, ...], *, one_status: bool, fenced: bool, by_attempt: bool, clear_owner: bool
 ) -> Any:
     """UPDATE of `columns` (bound as `v_<name>`) guarded by a status list, a fence or an
-    attempt, advancing `last_event_seq`; returns the state columns. Built once per shape."""
-    condition: Any = runs.c.status.in_(bindparam("statuses", expanding=True))
+    attempt, advancing `last_event_seq`; returns the state columns. Built once per shape.
+
+    With `one_status`, the guard is `status = :status`, not an `IN` list: an expanding
+    parameter is rendered into the SQL text again on every execution, and `finish` (the end of
+    every run) always expects one status."""
+    condition: Any = (
+        runs.c.status == bindparam("statuses")
+        if one_status
+        else runs.c.status.in_(bindparam("statuses", expanding=True))
+    )
     if fenced:
         condition = and_(_FENCE, condition)
     else:
@@ -496,7 +507,11 @@ def _change_params(
     values: dict[str, Any], statuses: Sequence[RunStatus], event_count: int, now: datetime
 ) -> dict[str, Any]:
     params = {f"v_{name}": value for name, value in values.items()}
-    params.update(statuses=list(statuses), b_count=event_count, b_now=now)
+    params.update(
+        statuses=statuses[0] if len(statuses) == 1 else list(statuses),
+        b_count=event_count,
+        b_now=now,
+    )
     return params
 
 
@@ -511,12 +526,12 @@ async def finish(
     """Commit a terminal state if the fence holds and the run is `expected` (running or
     cancelling). The run (`READ_COLUMNS`, `tenant_id`, `last_event_seq`) or None."""
     statement = _change_statement(
-        tuple(sorted(values)), fenced=True, by_attempt=False, clear_owner=True
+        tuple(sorted(values)), one_status=True, fenced=True, by_attempt=False, clear_owner=True
     )
     params = _change_params(values, (expected,), event_count, values["finished_at"])
     params.update(_fence_params(fence))
-    row = (await session.execute(statement, params)).first()
-    return None if row is None else _changed(row, values)
+    rows = await direct_sql.execute(session, statement, params)
+    return _changed(rows[0], values) if rows else None
 
 
 async def settle(
@@ -533,14 +548,18 @@ async def settle(
     `last_event_seq`, as a dict), or None when the run is no longer in `statuses` (or that
     attempt)."""
     statement = _change_statement(
-        tuple(sorted(values)), fenced=False, by_attempt=attempt is not None, clear_owner=False
+        tuple(sorted(values)),
+        one_status=len(statuses) == 1,
+        fenced=False,
+        by_attempt=attempt is not None,
+        clear_owner=False,
     )
     params = _change_params(values, statuses, event_count, values.get("finished_at") or utcnow())
     params["f_id"] = run_id
     if attempt is not None:
         params["f_attempt"] = attempt
     row = (await session.execute(statement, params)).first()
-    return None if row is None else _changed(row, values)
+    return None if row is None else _changed(dict(row._mapping), values)
 
 
 async def lock_run(session: AsyncSession, run_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Any | None:

@@ -1,0 +1,168 @@
+"""The hot path's direct statements (`app.direct_sql`): on SQLite they run on the writer's sqlite3
+connection and store and return exactly what SQLAlchemy's own execution does; everything else
+goes through the session."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, event, insert, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import direct_sql
+from app.db import Database
+from app.keys import get_or_create_tenant
+from app.models import RunEvent, Tenant
+from app.notifier import create_notifier
+from tests.api_fixtures import Api
+from tests.db_fixtures import DB_BACKEND
+from tests.runs.bodies import chat
+
+_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
+_INSTANT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, create_notifier(database_url))
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def statements(api: Api) -> Iterator[list[tuple[str, bool]]]:
+    """(SQL, direct) for every statement the app's engine sends (`direct`: no SQLAlchemy
+    execution context, i.e. `app.direct_sql` ran it on the sqlite3 connection)."""
+    engine = api.client.app.state.strata.db.engine.sync_engine  # type: ignore[attr-defined]
+    seen: list[tuple[str, bool]] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, _many: Any) -> None:
+        seen.append((" ".join(sql.split()), context is None))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def _stored(value: Any) -> Any:
+    """A stored value without what differs between two runs (ids, times)."""
+    if isinstance(value, dict):
+        return {key: _stored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_stored(item) for item in value]
+    if isinstance(value, uuid.UUID | datetime):
+        return f"<{type(value).__name__}>"
+    if isinstance(value, str):
+        return _INSTANT.sub("<instant>", _UUID.sub("<uuid>", value))
+    return value
+
+
+def _rows(api: Api, run_id: str) -> dict[str, Any]:
+    """The run's row and its events as the database holds them (raw SQL, no type processing)."""
+    engine = api.client.app.state.strata.db.engine  # type: ignore[attr-defined]
+    stored = uuid.UUID(run_id).hex if DB_BACKEND == "sqlite" else run_id
+
+    async def read() -> dict[str, Any]:
+        async with engine.connect() as connection:
+            run = (
+                await connection.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": stored})
+            ).one()
+            events = (
+                await connection.execute(
+                    text("SELECT * FROM run_events WHERE run_id = :id ORDER BY seq"), {"id": stored}
+                )
+            ).all()
+        return {
+            "run": _stored(dict(run._mapping)),
+            "events": [_stored(dict(row._mapping)) for row in events],
+        }
+
+    return api.client.portal.call(read)  # type: ignore[union-attr]
+
+
+def test_a_run_is_stored_the_same_with_or_without_direct_statements(
+    api: Api, statements: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    direct_run = api.run_to_end(chat("hi"))
+    direct_statements = list(statements)
+    monkeypatch.setattr(direct_sql, "bind_connection", lambda *_args: None)
+    monkeypatch.setattr("app.db.bind_connection", lambda *_args: None)
+    statements.clear()
+    plain_run = api.run_to_end(chat("hi"))
+
+    assert direct_run["status"] == plain_run["status"] == "succeeded"
+    assert _stored(direct_run) == _stored(plain_run)
+    assert _rows(api, direct_run["id"]) == _rows(api, plain_run["id"])
+    assert not any(direct for _sql, direct in statements)  # the second run: none direct
+    direct = {
+        sql.split(" (")[0].split(" SET")[0] for sql, is_direct in direct_statements if is_direct
+    }
+    if DB_BACKEND == "sqlite":
+        assert direct == {"INSERT INTO runs", "INSERT INTO run_events", "UPDATE runs"}
+    else:
+        assert direct == set()  # PostgreSQL: every statement through SQLAlchemy
+
+
+async def _tenant_id(db: Database) -> uuid.UUID:
+    tenant: Tenant = await db.write(get_or_create_tenant, "t-direct")
+    return tenant.id
+
+
+async def _insert_event(session: AsyncSession, run_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    row = {
+        "run_id": run_id,
+        "seq": 1,
+        "tenant_id": tenant_id,
+        "type": "run_queued",
+        "data": {},
+        "created_at": datetime.now(UTC),
+    }
+    await direct_sql.execute(session, insert(RunEvent.__table__), row)
+
+
+async def test_errors_are_sqlalchemys_and_undo_only_their_job(db: Database) -> None:
+    tenant_id = await _tenant_id(db)
+    run_id = uuid.uuid4()  # no such run: the event's foreign key fails
+
+    with pytest.raises(IntegrityError) as raised:
+        await db.write(_insert_event, run_id, tenant_id)
+
+    assert "foreign key" in str(raised.value.orig).lower()
+    count = await db.read(
+        lambda session: session.scalar(select(RunEvent.seq).where(RunEvent.run_id == run_id))
+    )
+    assert count is None
+
+
+async def test_a_missing_parameter_is_refused(db: Database) -> None:
+    async def without_name(session: AsyncSession) -> list[Any]:
+        statement = select(Tenant.id).where(Tenant.name == bindparam("name"))
+        return await direct_sql.execute(session, statement, {})
+
+    with pytest.raises(SQLAlchemyError, match="A value is required for bind parameter 'name'"):
+        await db.write(without_name)
+
+
+async def test_a_shape_that_needs_column_defaults_goes_through_the_session(db: Database) -> None:
+    async def add_tenant(session: AsyncSession) -> list[Any]:
+        # no `id`, no `created_at`: Python-side defaults that only SQLAlchemy's execution fills
+        return await direct_sql.execute(
+            session, insert(Tenant.__table__).returning(Tenant.id), {"name": "t-defaults"}
+        )
+
+    rows = await db.write(add_tenant)
+
+    assert len(rows) == 1 and isinstance(rows[0]["id"], uuid.UUID)
+    stored = await db.read(
+        lambda session: session.scalar(select(Tenant.id).where(Tenant.name == "t-defaults"))
+    )
+    assert stored == rows[0]["id"]
