@@ -11,12 +11,15 @@ the same way an embedder adds its own.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory, unit_of_work
@@ -49,8 +52,17 @@ def create_key(database_url: str, tenant: str, role: ApiKeyRole = ApiKeyRole.ADM
     async def _issue() -> IssuedKey:
         engine = create_engine(database_url)
         try:
-            async with unit_of_work(create_session_factory(engine)) as session:
-                return await issue_key(session, tenant, role=role)
+            for attempt in itertools.count():
+                try:
+                    async with unit_of_work(create_session_factory(engine)) as session:
+                        return await issue_key(session, tenant, role=role)
+                except OperationalError as error:
+                    # SQLite: the started app's writer holds the write lock (its start-up
+                    # writes, on a loaded machine longer than the 100 ms busy timeout)
+                    if "locked" not in str(error.orig) or attempt >= 50:
+                        raise
+                    await asyncio.sleep(0.1)
+            raise AssertionError("unreachable")
         finally:
             await engine.dispose()
 
