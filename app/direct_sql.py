@@ -45,6 +45,8 @@ from sqlalchemy.sql.elements import ClauseElement
 
 _CONNECTION = "strata.sqlite3"
 """`session.info` key of the sqlite3 connection a writer's batch holds."""
+_OPENED = "strata.opened_transaction"
+"""`session.info` key of the innermost session transaction known to be open on the connection."""
 
 Params = Mapping[str, Any]
 
@@ -94,11 +96,33 @@ async def execute(
             raw, sync = held
             shape = _shape(statement, items[0], sync.dialect)
             if shape.direct:
+                await _begun(session)
                 return _run(raw, sync, shape, items, many=isinstance(params, list))
     result = await session.execute(statement, params)
     if not getattr(result, "returns_rows", True):
         return []
     return [dict(row) for row in result.mappings()]
+
+
+async def _begun(session: AsyncSession) -> None:
+    """Make sure the session's transaction, or its innermost savepoint, is open on the
+    connection before a statement runs beside SQLAlchemy.
+
+    SQLAlchemy begins lazily: `session.begin()` and `begin_nested()` emit `BEGIN IMMEDIATE` and
+    `SAVEPOINT` only when the first statement runs through the session. A direct statement
+    first would run outside them (the sqlite3 connection is in autocommit mode between
+    SQLAlchemy's transactions), committed alone and never rolled back. `session.connection()`
+    opens them; it runs once per transaction and savepoint (the last one it opened is kept).
+    """
+    current = session.sync_session.get_transaction()
+    nested = session.sync_session.get_nested_transaction()
+    innermost = nested if nested is not None else current
+    if innermost is None or session.info.get(_OPENED) is not innermost:
+        await session.connection()
+        nested = session.sync_session.get_nested_transaction()
+        session.info[_OPENED] = (
+            nested if nested is not None else session.sync_session.get_transaction()
+        )
 
 
 def _shape(statement: Executable, first: Params, dialect: Dialect) -> _Shape:

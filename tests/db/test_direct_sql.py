@@ -4,6 +4,7 @@ goes through the session."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -48,9 +49,29 @@ def statements(api: Api) -> Iterator[list[tuple[str, bool]]]:
     def record(_conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, _many: Any) -> None:
         seen.append((" ".join(sql.split()), context is None))
 
+    def ended(_conn: Any) -> None:
+        seen.append(("END", False))
+
     event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", ended)
+    event.listen(engine, "rollback", ended)
     yield seen
     event.remove(engine, "before_cursor_execute", record)
+    event.remove(engine, "commit", ended)
+    event.remove(engine, "rollback", ended)
+
+
+def _outside_transactions(statements: list[tuple[str, bool]]) -> list[str]:
+    """The direct statements that ran outside a `BEGIN … COMMIT/ROLLBACK` (none may)."""
+    open_, outside = False, []
+    for sql, direct in statements:
+        if sql.startswith("BEGIN"):
+            open_ = True
+        elif sql == "END":
+            open_ = False
+        elif direct and not open_:
+            outside.append(sql)
+    return outside
 
 
 def _stored(value: Any) -> Any:
@@ -103,6 +124,7 @@ def test_a_run_is_stored_the_same_with_or_without_direct_statements(
     assert _stored(direct_run) == _stored(plain_run)
     assert _rows(api, direct_run["id"]) == _rows(api, plain_run["id"])
     assert not any(direct for _sql, direct in statements)  # the second run: none direct
+    assert _outside_transactions(direct_statements) == []
     direct = {
         sql.split(" (")[0].split(" SET")[0] for sql, is_direct in direct_statements if is_direct
     }
@@ -166,3 +188,44 @@ async def test_a_shape_that_needs_column_defaults_goes_through_the_session(db: D
         lambda session: session.scalar(select(Tenant.id).where(Tenant.name == "t-defaults"))
     )
     assert stored == rows[0]["id"]
+
+
+async def _add_tenant_directly(session: AsyncSession, name: str, fail: bool = False) -> str:
+    row = {"id": uuid.uuid4(), "name": name, "created_at": datetime.now(UTC)}
+    await direct_sql.execute(session, _INSERT_TENANT, row)
+    if fail:
+        raise RuntimeError("the job fails after its direct write")
+    return name
+
+
+_INSERT_TENANT = insert(Tenant.__table__)
+
+
+async def _tenant_names(db: Database) -> set[str]:
+    return set(await db.read(lambda session: session.scalars(select(Tenant.name))))
+
+
+async def test_a_direct_write_is_part_of_its_transaction(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="fails after its direct write"):
+        await db.write(_add_tenant_directly, "t-undone", fail=True)
+
+    assert "t-undone" not in await _tenant_names(db)
+    assert await db.write(_add_tenant_directly, "t-kept") == "t-kept"
+    assert "t-kept" in await _tenant_names(db)
+
+
+async def test_a_failing_job_undoes_only_its_own_direct_writes(db: Database) -> None:
+    # written together, one batch: the failing job's savepoint undoes its row alone
+    results = await asyncio.gather(
+        db.write(_add_tenant_directly, "t-first"),
+        db.write(_add_tenant_directly, "t-failing", fail=True),
+        db.write(_add_tenant_directly, "t-last"),
+        return_exceptions=True,
+    )
+
+    assert results[0] == "t-first" and results[2] == "t-last"
+    assert isinstance(results[1], RuntimeError)
+    names = await _tenant_names(db)
+    assert {"t-first", "t-last"} <= names and "t-failing" not in names
+    if DB_BACKEND == "sqlite":
+        assert db.batch_reruns == 1  # the batch ran again with a savepoint per job
