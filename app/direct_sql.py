@@ -5,7 +5,7 @@ the last events: four statements that SQLAlchemy executes through its full machi
 execution context per call, the ORM session's bookkeeping, a greenlet switch, parameter
 processing by name), which cost several times the SQLite work itself. Profiled at eight
 concurrent clients, SQLAlchemy's part of those statements was about a seventh of the CPU of a
-run (bench/README.md, "Direct statements").
+run (bench/README.md, "The lean solver and direct statements").
 
 `execute(session, statement, params)` runs such a statement with what SQLAlchemy itself would
 send, without that machinery:

@@ -4,7 +4,8 @@ FastAPI solves a route's dependency tree generically on every request: it classi
 parameter again (its aliases, whether it is a sequence or a model), builds a cache key per
 dependency, a `Response` to collect headers, and parses the content type with `email`. On the
 two requests every run costs (`POST /v1/runs`, `GET /v1/runs/{id}/wait`) that machinery cost
-more CPU than the handlers' own work (bench/README.md, "The lean solver").
+about as much CPU as the two handlers' own work (py-spy at c=8; bench/README.md, "The lean
+solver and direct statements").
 
 `LeanSolver` does the same work for a route whose tree is simple, worked out once when the route
 is built: it calls the route's dependencies in FastAPI's order, then validates each path, query
@@ -133,7 +134,7 @@ class LeanSolver:
         """The endpoint's keyword arguments, or None when FastAPI must answer the request.
 
         `json_body` is the decoded body of a request whose content type is plain
-        `application/json` (`app.api.edge`), `_NO_BODY` otherwise.
+        `application/json` (`app.api.edge`), `NO_BODY` otherwise.
         """
         scope = request.scope
         if scope.get("fastapi.telemetry") is not None or scope["app"].dependency_overrides:
