@@ -3,9 +3,9 @@
 Each run writes its row and first event, its `run_started` event, and its terminal state with
 the last events: four statements that SQLAlchemy executes through its full machinery (an
 execution context per call, the ORM session's bookkeeping, parameter processing by name), which
-cost several times the SQLite work itself. Profiled at eight
-concurrent clients, SQLAlchemy's part of those statements was about a seventh of the CPU of a
-run (bench/README.md, "The lean solver and direct statements").
+cost several times the SQLite work itself. Profiled at eight concurrent clients, SQLAlchemy's
+part of those statements was about a seventh of the CPU of a run (bench/README.md, "The lean
+solver and direct statements").
 
 `execute(session, statement, params)` runs such a statement with what SQLAlchemy itself would
 send, without that machinery:
