@@ -202,7 +202,8 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P")
 (shutting down, crashed, cannot connect now)."""
 
 
-def _is_busy(error: BaseException) -> bool:
+def is_busy(error: BaseException) -> bool:
+    """SQLite's write lock is held by another connection (a busy `BEGIN IMMEDIATE`)."""
     return isinstance(error, OperationalError) and "locked" in str(error.orig).lower()
 
 
@@ -414,7 +415,7 @@ class Database:
                 # the batch was chosen to break a deadlock with another transaction (which
                 # goes on). Run it again, whole, without blocking the event loop.
                 retry = _is_deadlock(cause) or (
-                    self.is_sqlite and not job_failed and _is_busy(error)
+                    self.is_sqlite and not job_failed and is_busy(error)
                 )
                 if retry and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(delay)

@@ -40,6 +40,7 @@ from typing import Any, cast
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -70,8 +71,7 @@ class _Shape:
     direct: bool
     sql: str
     binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]  # name, bind, processor
-    columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    returns_rows: bool
+    columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # none: returns no rows
 
 
 _UNSET = object()
@@ -114,15 +114,15 @@ async def _begun(session: AsyncSession) -> None:
     SQLAlchemy's transactions), committed alone and never rolled back. `session.connection()`
     opens them; it runs once per transaction and savepoint (the last one it opened is kept).
     """
-    current = session.sync_session.get_transaction()
-    nested = session.sync_session.get_nested_transaction()
-    innermost = nested if nested is not None else current
+    innermost = _innermost(session)
     if innermost is None or session.info.get(_OPENED) is not innermost:
         await session.connection()
-        nested = session.sync_session.get_nested_transaction()
-        session.info[_OPENED] = (
-            nested if nested is not None else session.sync_session.get_transaction()
-        )
+        session.info[_OPENED] = _innermost(session)
+
+
+def _innermost(session: AsyncSession) -> SessionTransaction | None:
+    sync_session = session.sync_session
+    return sync_session.get_nested_transaction() or sync_session.get_transaction()
 
 
 def _shape(statement: Executable, first: Params, dialect: Dialect) -> _Shape:
@@ -147,7 +147,7 @@ def _compile(statement: Executable, keys: tuple[str, ...] | None, dialect: Diale
         or compiled.positiontup is None
     )
     if needs_context:
-        return _Shape(False, "", (), (), False)
+        return _Shape(False, "", (), ())
     processors = compiled._bind_processors
     binds = tuple(
         (
@@ -162,8 +162,7 @@ def _compile(statement: Executable, keys: tuple[str, ...] | None, dialect: Diale
         (column[0], column[3]._cached_result_processor(dialect, None))
         for column in compiled._result_columns
     )
-    returns_rows = bool(columns)
-    return _Shape(True, compiled.string, binds, columns, returns_rows)
+    return _Shape(True, compiled.string, binds, columns)
 
 
 def _values(shape: _Shape, params: Params) -> tuple[Any, ...]:
@@ -198,9 +197,9 @@ def _run(
             ) from error
         if events:
             sync.dispatch.after_cursor_execute(sync, cursor, shape.sql, bound, None, many)
-        if not shape.returns_rows:
-            return []
         columns = shape.columns
+        if not columns:
+            return []
         return [
             {
                 name: value if processor is None else processor(value)

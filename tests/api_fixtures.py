@@ -12,7 +12,6 @@ the same way an embedder adds its own.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +19,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.db import create_engine, create_session_factory, unit_of_work
+from app.db import create_engine, create_session_factory, is_busy, unit_of_work
 from app.keys import IssuedKey, issue_key
 from app.main import create_app
 from app.models import ApiKeyRole
@@ -49,20 +49,23 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 def create_key(database_url: str, tenant: str, role: ApiKeyRole = ApiKeyRole.ADMIN) -> IssuedKey:
     """A new key of `tenant` (created when missing), admin unless `role` says otherwise."""
 
+    async def _issue_once(engine: AsyncEngine) -> IssuedKey:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            return await issue_key(session, tenant, role=role)
+
     async def _issue() -> IssuedKey:
         engine = create_engine(database_url)
         try:
-            for attempt in itertools.count():
+            for _ in range(50):
                 try:
-                    async with unit_of_work(create_session_factory(engine)) as session:
-                        return await issue_key(session, tenant, role=role)
+                    return await _issue_once(engine)
                 except OperationalError as error:
                     # SQLite: the started app's writer holds the write lock (its start-up
                     # writes, on a loaded machine longer than the 100 ms busy timeout)
-                    if "locked" not in str(error.orig) or attempt >= 50:
+                    if not is_busy(error):
                         raise
                     await asyncio.sleep(0.1)
-            raise AssertionError("unreachable")
+            return await _issue_once(engine)
         finally:
             await engine.dispose()
 

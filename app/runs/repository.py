@@ -82,7 +82,7 @@ _OUTCOME_COLUMNS = frozenset(
 STATE_COLUMNS = tuple(column for column in READ_COLUMNS if column.name not in _OUTCOME_COLUMNS)
 
 
-def _changed(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+def _changed(row: Mapping[Any, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A state change's result: the run as `READ_COLUMNS` (plus `tenant_id` and
     `last_event_seq`), from the returned state columns and the values written."""
     merged = dict.fromkeys(_OUTCOME_COLUMNS)
@@ -559,7 +559,7 @@ async def settle(
     if attempt is not None:
         params["f_attempt"] = attempt
     row = (await session.execute(statement, params)).first()
-    return None if row is None else _changed(dict(row._mapping), values)
+    return None if row is None else _changed(row._mapping, values)
 
 
 async def lock_run(session: AsyncSession, run_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Any | None:

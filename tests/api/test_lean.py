@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -16,21 +15,8 @@ from app.api.lean import LeanSolver, lean
 from app.api.roles import Reader
 from app.models import ApiKeyRole
 from tests.api_fixtures import Api, ApiFactory, create_key
+from tests.normalize import without_ids_and_times
 from tests.runs.bodies import chat
-
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
-
-
-def _normalized(value: Any) -> Any:
-    """A response body without what differs between two identical requests (ids, times)."""
-    if isinstance(value, dict):
-        return {key: _normalized(item) for key, item in value.items() if key != "request_id"}
-    if isinstance(value, list):
-        return [_normalized(item) for item in value]
-    if isinstance(value, str):
-        return _INSTANT.sub("<instant>", _UUID.sub("<uuid>", value))
-    return value
 
 
 def _exchanges(api: Api, tag: str) -> list[tuple[str, int, Any]]:
@@ -106,7 +92,7 @@ def _exchanges(api: Api, tag: str) -> list[tuple[str, int, Any]]:
     for what, method, path, options in requests:
         response = api.client.request(method, path, **options)
         answer = json.loads(response.text.replace(f"key-{tag}", "key-<tag>"))
-        answers.append((what, response.status_code, _normalized(answer)))
+        answers.append((what, response.status_code, without_ids_and_times(answer)))
         if response.status_code == 202:
             created.append(response.json()["id"])
     run_id = created[0]
@@ -126,9 +112,9 @@ def _exchanges(api: Api, tag: str) -> list[tuple[str, int, Any]]:
     for what, path, query in waits:
         key = query.pop("_key", None)
         response = api.client.get(path, params=query, headers=api.headers(key))
-        answers.append((what, response.status_code, _normalized(response.json())))
+        answers.append((what, response.status_code, without_ids_and_times(response.json())))
     response = api.client.get(f"/v1/runs/{run_id}/wait", params={"timeout_seconds": 10})
-    answers.append(("wait, no key", response.status_code, _normalized(response.json())))
+    answers.append(("wait, no key", response.status_code, without_ids_and_times(response.json())))
     return answers
 
 

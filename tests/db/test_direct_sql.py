@@ -5,9 +5,8 @@ goes through the session."""
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,23 +19,10 @@ from app import direct_sql
 from app.db import Database
 from app.keys import get_or_create_tenant
 from app.models import RunEvent, Tenant
-from app.notifier import create_notifier
 from tests.api_fixtures import Api
 from tests.db_fixtures import DB_BACKEND
+from tests.normalize import without_ids_and_times
 from tests.runs.bodies import chat
-
-_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
-_INSTANT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, create_notifier(database_url))
-    await database.start()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture
@@ -74,19 +60,6 @@ def _outside_transactions(statements: list[tuple[str, bool]]) -> list[str]:
     return outside
 
 
-def _stored(value: Any) -> Any:
-    """A stored value without what differs between two runs (ids, times)."""
-    if isinstance(value, dict):
-        return {key: _stored(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_stored(item) for item in value]
-    if isinstance(value, uuid.UUID | datetime):
-        return f"<{type(value).__name__}>"
-    if isinstance(value, str):
-        return _INSTANT.sub("<instant>", _UUID.sub("<uuid>", value))
-    return value
-
-
 def _rows(api: Api, run_id: str) -> dict[str, Any]:
     """The run's row and its events as the database holds them (raw SQL, no type processing)."""
     engine = api.client.app.state.strata.db.engine  # type: ignore[attr-defined]
@@ -103,8 +76,8 @@ def _rows(api: Api, run_id: str) -> dict[str, Any]:
                 )
             ).all()
         return {
-            "run": _stored(dict(run._mapping)),
-            "events": [_stored(dict(row._mapping)) for row in events],
+            "run": without_ids_and_times(dict(run._mapping)),
+            "events": [without_ids_and_times(dict(row._mapping)) for row in events],
         }
 
     return api.client.portal.call(read)  # type: ignore[union-attr]
@@ -121,7 +94,7 @@ def test_a_run_is_stored_the_same_with_or_without_direct_statements(
     plain_run = api.run_to_end(chat("hi"))
 
     assert direct_run["status"] == plain_run["status"] == "succeeded"
-    assert _stored(direct_run) == _stored(plain_run)
+    assert without_ids_and_times(direct_run) == without_ids_and_times(plain_run)
     assert _rows(api, direct_run["id"]) == _rows(api, plain_run["id"])
     assert not any(direct for _sql, direct in statements)  # the second run: none direct
     assert _outside_transactions(direct_statements) == []

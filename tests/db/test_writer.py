@@ -9,7 +9,6 @@ import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,18 +22,6 @@ from app.notifier import create_notifier, notify
 from tests.db_fixtures import DB_BACKEND
 
 sqlite_only = pytest.mark.skipif(DB_BACKEND != "sqlite", reason="SQLite's writer")
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, create_notifier(database_url))
-    await database.start()
-    await database.notifier.start()
-    try:
-        yield database
-    finally:
-        await database.notifier.close()
-        await database.close()
 
 
 async def _add_tenant(session: AsyncSession, name: str) -> str:
