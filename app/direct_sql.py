@@ -1,7 +1,8 @@
 """The run hot path's writes on SQLite: statements compiled once, run on the sqlite3 connection.
 
-Each run writes its row and first event, its `run_started` event, and its terminal state with
-the last events: four statements that SQLAlchemy executes through its full machinery (an
+Each run writes its row and first event, is claimed (an `UPDATE … RETURNING` and its
+`run_started` event), and writes its terminal state with the last events: five statements that
+SQLAlchemy executes through its full machinery (an
 execution context per call, the ORM session's bookkeeping, parameter processing by name), which
 cost several times the SQLite work itself. Profiled at eight concurrent clients, SQLAlchemy's
 part of those statements was about a seventh of the CPU of a run (bench/README.md, "The lean

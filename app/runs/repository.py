@@ -419,8 +419,10 @@ async def claim_queued(
     between processes serialize claimers.
     """
     statement = _CLAIM[session.get_bind().dialect.name]
-    result = await session.execute(statement, {"b_limit": limit, "b_owner": owner, "b_now": now})
-    rows = sorted(result.all(), key=lambda row: (row.queued_at, row.id))
+    found = await direct_sql.execute(
+        session, statement, {"b_limit": limit, "b_owner": owner, "b_now": now}
+    )
+    rows = sorted(found, key=lambda row: (row["queued_at"], row["id"]))
     if not rows:
         return []
     await direct_sql.execute(
@@ -428,41 +430,42 @@ async def claim_queued(
         _INSERT_EVENTS,
         [
             {
-                "run_id": row.id,
-                "seq": row.last_event_seq,
-                "tenant_id": row.tenant_id,
+                "run_id": row["id"],
+                "seq": row["last_event_seq"],
+                "tenant_id": row["tenant_id"],
                 "type": "run_started",
-                "data": {"attempt": row.attempt, "worker": owner},
+                "data": {"attempt": row["attempt"], "worker": owner},
                 "created_at": now,
             }
             for row in rows
         ],
     )
     sources = await snapshots_of(
-        session, [row.snapshot_in_run_id for row in rows if row.snapshot_in_run_id is not None]
+        session,
+        [row["snapshot_in_run_id"] for row in rows if row["snapshot_in_run_id"] is not None],
     )
     return [
         ClaimedRun(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            attempt=row.attempt,
-            purpose=RunPurpose(row.purpose),
-            composition=row.composition,
-            inputs=row.inputs,
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            attempt=row["attempt"],
+            purpose=RunPurpose(row["purpose"]),
+            composition=row["composition"],
+            inputs=row["inputs"],
             # a session's snapshot, with the layers its last run closed starting fresh
             session_snapshot_in=(
-                reopen_closed(sources.get(row.snapshot_in_run_id))
-                if row.snapshot_in_run_id is not None
-                else row.session_snapshot_in
+                reopen_closed(sources.get(row["snapshot_in_run_id"]))
+                if row["snapshot_in_run_id"] is not None
+                else row["session_snapshot_in"]
             ),
-            snapshot_in_run_id=row.snapshot_in_run_id,
-            session_id=row.session_id,
-            metadata=row.metadata,
-            started_seq=int(row.last_event_seq),
-            max_attempts=row.max_attempts,
-            idempotency_key=row.idempotency_key,
-            created_at=row.created_at,
-            queued_at=row.queued_at,
+            snapshot_in_run_id=row["snapshot_in_run_id"],
+            session_id=row["session_id"],
+            metadata=row["metadata"],
+            started_seq=int(row["last_event_seq"]),
+            max_attempts=row["max_attempts"],
+            idempotency_key=row["idempotency_key"],
+            created_at=row["created_at"],
+            queued_at=row["queued_at"],
             started_at=now,
             updated_at=now,
         )

@@ -103,6 +103,10 @@ def test_a_run_is_stored_the_same_with_or_without_direct_statements(
     }
     if DB_BACKEND == "sqlite":
         assert direct == {"INSERT INTO runs", "INSERT INTO run_events", "UPDATE runs"}
+        # both of the run's updates: the claim (takes the queued run) and the terminal one
+        updates = {sql for sql, is_direct in direct_statements if is_direct and "UPDATE" in sql}
+        assert any("started_at=?" in sql for sql in updates)
+        assert any("finished_at=?" in sql for sql in updates)
     else:
         assert direct == set()  # PostgreSQL: every statement through SQLAlchemy
 
