@@ -38,14 +38,20 @@ T = TypeVar("T")
 
 
 def _run_db(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
-    """Run `work(session)` in one committed unit of work against the configured database."""
-    from app.db import create_engine, create_session_factory, unit_of_work
+    """Run `work(session)` in one committed unit of work against the configured database
+    (again, whole, while a running server holds SQLite's write lock: `retry_while_busy`)."""
+    from app.db import create_engine, create_session_factory, retry_while_busy, unit_of_work
 
     async def _main() -> T:
         engine = create_engine(settings.database_url)
-        try:
-            async with unit_of_work(create_session_factory(engine)) as session:
+        factory = create_session_factory(engine)
+
+        async def attempt() -> T:
+            async with unit_of_work(factory) as session:
                 return await work(session)
+
+        try:
+            return await retry_while_busy(attempt)
         finally:
             await engine.dispose()
 

@@ -216,6 +216,28 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def retry_while_busy(attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()`, run again while SQLite's write lock is held by another process.
+
+    For a transaction that commits nothing when it fails busy (a SQLite `BEGIN IMMEDIATE` is
+    refused before anything runs): a command-line tool, or a write outside the writers, next to
+    a server whose writer holds the lock batch after batch. Each call waits at most
+    `sqlite_driver.BUSY_TIMEOUT_MS` inside SQLite (it blocks the event loop); the retries
+    sleep on the event loop, with the writers' backoff, for up to `_BUSY_RETRY_SECONDS`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _BUSY_RETRY_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            return await attempt()
+        except Exception as error:
+            if not is_busy(error) or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 @asynccontextmanager
 async def unit_of_work(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """Yield a session; commit when the block returns, roll back when it raises.
@@ -349,10 +371,17 @@ class Database:
     async def _write_alone(
         self, factory: SessionFactory, job: Job[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        async with factory() as session, session.begin():
-            result = await job(session, *args, **kwargs)
-            box = take_outbox(session)
-            await self.notifier.flush_outbox(session, box)
+        """`job` in a transaction of its own, run again while SQLite is busy (another process,
+        e.g. a server next to this command-line tool, holds the write lock)."""
+
+        async def attempt() -> tuple[T, Outbox]:
+            async with factory() as session, session.begin():
+                result = await job(session, *args, **kwargs)
+                box = take_outbox(session)
+                await self.notifier.flush_outbox(session, box)
+            return result, box
+
+        result, box = await retry_while_busy(attempt)
         self.notifier.deliver(box)
         return result
 

@@ -11,18 +11,15 @@ the same way an embedder adds its own.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.db import create_engine, create_session_factory, is_busy, unit_of_work
+from app.db import create_engine, create_session_factory, retry_while_busy, unit_of_work
 from app.keys import IssuedKey, issue_key
 from app.main import create_app
 from app.models import ApiKeyRole
@@ -49,23 +46,17 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 def create_key(database_url: str, tenant: str, role: ApiKeyRole = ApiKeyRole.ADMIN) -> IssuedKey:
     """A new key of `tenant` (created when missing), admin unless `role` says otherwise."""
 
-    async def _issue_once(engine: AsyncEngine) -> IssuedKey:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            return await issue_key(session, tenant, role=role)
-
     async def _issue() -> IssuedKey:
         engine = create_engine(database_url)
+        factory = create_session_factory(engine)
+
+        async def attempt() -> IssuedKey:
+            async with unit_of_work(factory) as session:
+                return await issue_key(session, tenant, role=role)
+
         try:
-            for _ in range(50):
-                try:
-                    return await _issue_once(engine)
-                except OperationalError as error:
-                    # SQLite: the started app's writer holds the write lock (its start-up
-                    # writes, on a loaded machine longer than the 100 ms busy timeout)
-                    if not is_busy(error):
-                        raise
-                    await asyncio.sleep(0.1)
-            return await _issue_once(engine)
+            # SQLite: the started app's writer may hold the write lock (its start-up writes)
+            return await retry_while_busy(attempt)
         finally:
             await engine.dispose()
 

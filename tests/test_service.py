@@ -6,8 +6,10 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -218,6 +220,40 @@ def test_strata_bootstrap_prints_a_key_once(tmp_path: Path) -> None:
     )
     assert "tenant=acme" in listed.stdout and "tenant=default" in listed.stdout
     assert created.stdout.strip() not in listed.stdout
+
+
+def test_a_key_is_created_while_a_server_holds_the_sqlite_write_lock(tmp_path: Path) -> None:
+    database = tmp_path / "busy.db"
+    env = {**os.environ, "STRATA_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, check=True, cwd=tmp_path)
+    # a busy server's writer holds the lock for far longer than SQLite's 100 ms busy timeout
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(3.0, holder.rollback)
+    release.start()
+    try:
+        created = subprocess.run(
+            [sys.executable, "-m", "app", "keys", "create", "--tenant", "busy", "--role", "reader"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        release.join()
+        holder.close()
+
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().startswith("sk-strata-")
+    listed = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "tenant=busy" in listed.stdout
 
 
 def test_openapi_describes_the_one_error_shape_on_every_route() -> None:

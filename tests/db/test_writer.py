@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database, create_session_factory, read_only, sqlite_file, unit_of_work
 from app.models import Tenant
-from app.notifier import create_notifier, notify
+from app.notifier import LocalNotifier, create_notifier, notify
 from tests.db_fixtures import DB_BACKEND
 
 sqlite_only = pytest.mark.skipif(DB_BACKEND != "sqlite", reason="SQLite's writer")
@@ -163,6 +163,30 @@ async def test_a_lock_held_by_another_process_is_waited_for_without_blocking_the
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert max(gaps) < 0.3  # …while the event loop kept running
     assert await db.read(_count) == 1
+
+
+@sqlite_only
+async def test_a_write_outside_the_writers_waits_for_a_lock_held_elsewhere(
+    database_url: str,
+) -> None:
+    # a command-line tool's writes (no writers started) next to a server holding the lock
+    db = Database(database_url, LocalNotifier())
+    holder = sqlite3.connect(sqlite_file(db.url), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.6, holder.rollback)
+    release.start()
+    try:
+        started = time.monotonic()
+        assert await db.write(_add_tenant, "cli") == "cli"
+        waited = time.monotonic() - started
+        assert await db.read(_count) == 1
+    finally:
+        release.join()
+        holder.close()
+        await db.close()
+
+    assert waited >= 0.5  # refused busy after 100 ms at first; run again once the lock was free
+    assert db.batches == 0  # it was not a writer's batch
 
 
 @sqlite_only
