@@ -72,7 +72,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.direct_sql import bind_connection
+from app import direct_sql
+from app.direct_sql import RAW_TRANSACTION, bind_connection
 from app.notifier import Notifier, Outbox, outbox, take_outbox
 
 log = structlog.get_logger("strata.db")
@@ -157,6 +158,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # The driver's own transaction handling is off (isolation_level=None). A transaction that
         # may write takes the write lock up front (BEGIN IMMEDIATE), so it cannot fail later on a
         # lock upgrade; a read-only one is deferred, which in WAL mode never waits for a writer.
+        if connection.info.get(RAW_TRANSACTION):
+            return  # a writer's batch began it on the sqlite3 connection: join it
         if connection.get_execution_options().get(_READ_ONLY):
             connection.exec_driver_sql("BEGIN")
         else:
@@ -425,15 +428,17 @@ class Database:
         while True:
             try:
                 async with await self._batch_session(number) as session:
-                    await session.begin()
+                    raw = direct_sql.begin(session)  # SQLite: on the sqlite3 connection
+                    if not raw:
+                        await session.begin()
                     try:
                         results = await self._run_jobs(session, batch, isolate=isolate)
                         delivered = take_outbox(session)
                         await self.notifier.flush_outbox(session, delivered)
-                        await session.commit()
+                        await (direct_sql.commit(session) if raw else session.commit())
                     except BaseException:
                         take_outbox(session)
-                        await session.rollback()
+                        await (direct_sql.rollback(session) if raw else session.rollback())
                         raise
                 break
             except Exception as error:

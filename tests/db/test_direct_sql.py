@@ -102,7 +102,13 @@ def test_a_run_is_stored_the_same_with_or_without_direct_statements(
         sql.split(" (")[0].split(" SET")[0] for sql, is_direct in direct_statements if is_direct
     }
     if DB_BACKEND == "sqlite":
-        assert direct == {"INSERT INTO runs", "INSERT INTO run_events", "UPDATE runs"}
+        # the writer's batches begin on the sqlite3 connection too (`direct_sql.begin`)
+        assert direct == {
+            "BEGIN IMMEDIATE",
+            "INSERT INTO runs",
+            "INSERT INTO run_events",
+            "UPDATE runs",
+        }
         # both of the run's updates: the claim (takes the queued run) and the terminal one
         updates = {sql for sql, is_direct in direct_statements if is_direct and "UPDATE" in sql}
         assert any("started_at=?" in sql for sql in updates)
@@ -206,3 +212,46 @@ async def test_a_failing_job_undoes_only_its_own_direct_writes(db: Database) -> 
     assert {"t-first", "t-last"} <= names and "t-failing" not in names
     if DB_BACKEND == "sqlite":
         assert db.batch_reruns == 1  # the batch ran again with a savepoint per job
+
+
+async def _add_tenant_through_the_session(
+    session: AsyncSession, name: str, fail: bool = False
+) -> str:
+    session.add(Tenant(name=name))
+    await session.flush()  # SQLAlchemy's transaction joins the one the batch began
+    if fail:
+        raise RuntimeError("the job fails after its write through the session")
+    return name
+
+
+async def test_a_batch_mixing_direct_and_session_writes_commits_them_together(db: Database) -> None:
+    batches = db.batches
+    results = await asyncio.gather(
+        db.write(_add_tenant_directly, "t-direct"),
+        db.write(_add_tenant_through_the_session, "t-session"),
+        db.write(_add_tenant_directly, "t-direct-after"),
+    )
+
+    assert results == ["t-direct", "t-session", "t-direct-after"]
+    assert db.batches == batches + 1  # one transaction for the three
+    assert {"t-direct", "t-session", "t-direct-after"} <= await _tenant_names(db)
+
+
+async def test_a_failing_session_write_is_undone_and_the_batch_commits_the_rest(
+    db: Database,
+) -> None:
+    results = await asyncio.gather(
+        db.write(_add_tenant_directly, "t-kept-direct"),
+        db.write(_add_tenant_through_the_session, "t-undone-session", fail=True),
+        db.write(_add_tenant_through_the_session, "t-kept-session"),
+        return_exceptions=True,
+    )
+
+    assert results[0] == "t-kept-direct" and results[2] == "t-kept-session"
+    assert isinstance(results[1], RuntimeError)
+    names = await _tenant_names(db)
+    assert {"t-kept-direct", "t-kept-session"} <= names
+    assert "t-undone-session" not in names
+    # nothing is left open on the writer's connection: the next write commits alone
+    assert await db.write(_add_tenant_through_the_session, "t-next") == "t-next"
+    assert "t-next" in await _tenant_names(db)
