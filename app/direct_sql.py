@@ -115,6 +115,12 @@ async def execute(
 _BEGIN_IMMEDIATE = _Shape(True, "BEGIN IMMEDIATE", (), ())
 
 
+def holds_more_than_its_connection(session: AsyncSession) -> bool:
+    """Whether `session.info` holds anything besides the connection `bind_connection` put
+    there (a transaction `_begun` opened, a notifier's outbox…)."""
+    return any(key != _CONNECTION for key in session.info)
+
+
 def begin(session: AsyncSession) -> bool:
     """Begin the batch's transaction on the sqlite3 connection (`BEGIN IMMEDIATE`); False when
     `session` holds no such connection (the caller begins through SQLAlchemy).

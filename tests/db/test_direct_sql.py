@@ -90,7 +90,13 @@ def test_a_run_is_stored_the_same_with_or_without_direct_statements(
     direct_statements = list(statements)
     monkeypatch.setattr(direct_sql, "bind_connection", lambda *_args: None)
     monkeypatch.setattr("app.db.bind_connection", lambda *_args: None)
-    statements.clear()
+    db = api.client.app.state.strata.db  # type: ignore[attr-defined]
+
+    async def forget_kept_sessions() -> None:  # on the app's loop: never in a batch's middle
+        db._writer_sessions[:] = [None] * len(db._writer_sessions)  # they hold the connection
+        statements.clear()
+
+    api.client.portal.call(forget_kept_sessions)  # type: ignore[union-attr]
     plain_run = api.run_to_end(chat("hi"))
 
     assert direct_run["status"] == plain_run["status"] == "succeeded"
@@ -255,3 +261,19 @@ async def test_a_failing_session_write_is_undone_and_the_batch_commits_the_rest(
     # nothing is left open on the writer's connection: the next write commits alone
     assert await db.write(_add_tenant_through_the_session, "t-next") == "t-next"
     assert "t-next" in await _tenant_names(db)
+
+
+async def _objects_in_session(session: AsyncSession) -> int:
+    return len(session.sync_session.identity_map)
+
+
+async def test_a_batch_starts_with_an_empty_session_after_any_other(db: Database) -> None:
+    # SQLite's writer keeps its session between batches that leave nothing in it
+    await db.write(_add_tenant_directly, "t-direct-first")
+    assert await db.write(_objects_in_session) == 0
+    await db.write(_add_tenant_through_the_session, "t-orm")  # leaves a Tenant in its session
+    assert await db.write(_objects_in_session) == 0
+    with pytest.raises(RuntimeError):
+        await db.write(_add_tenant_through_the_session, "t-orm-failed", fail=True)
+    assert await db.write(_objects_in_session) == 0
+    assert "t-orm-failed" not in await _tenant_names(db)
