@@ -2,11 +2,10 @@
 
 Each run writes its row and first event, is claimed (an `UPDATE … RETURNING` and its
 `run_started` event), and writes its terminal state with the last events: five statements that
-SQLAlchemy executes through its full machinery (an
-execution context per call, the ORM session's bookkeeping, parameter processing by name), which
-cost several times the SQLite work itself. Profiled at eight concurrent clients, SQLAlchemy's
-part of those statements was about a seventh of the CPU of a run (bench/README.md, "The lean
-solver and direct statements").
+SQLAlchemy executes through its full machinery (an execution context per call, the ORM
+session's bookkeeping, parameter processing by name), which cost several times the SQLite work
+itself. Profiled at eight concurrent clients, SQLAlchemy's part of those statements was about a
+seventh of the CPU of a run (bench/README.md, "The lean solver and direct statements").
 
 `execute(session, statement, params)` runs such a statement with what SQLAlchemy itself would
 send, without that machinery:
