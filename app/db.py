@@ -300,7 +300,7 @@ class Database:
         self._checkpointer: Any = None
         # each writer's own connection, opened at its first batch
         self._writer_connections: list[AsyncConnection | None] = [None] * self._writer_count
-        # SQLite: the writer's session, kept between batches that leave nothing in it
+        # each writer's session, kept between batches that leave nothing in it
         self._writer_sessions: list[AsyncSession | None] = [None] * self._writer_count
         self.batches = 0  # transactions the writers committed (for tests and metrics)
         self.jobs = 0  # jobs the writers ran
@@ -498,11 +498,11 @@ class Database:
         return session
 
     async def _end_batch_session(self, number: int, session: AsyncSession) -> None:
-        """Close a batch's session, or keep it for the writer's next batch (SQLite) when the
-        batch left nothing in it: no transaction, no ORM object, nothing in `info` but its
-        connection. A batch of direct statements never touches SQLAlchemy's session, and
-        creating and closing one per batch (a shielded task per close) was 11 % of the CPU of a
-        run at one client and 2 to 5 % at eight (measured in pairs, bench/README.md)."""
+        """Close a batch's session, or keep it for the writer's next batch when the batch left
+        nothing in it: no transaction, no ORM object, nothing in `info` but its connection.
+        Creating and closing one per batch (SQLAlchemy closes in a shielded task) was 11 % of
+        the CPU of a run at one client on SQLite, where a batch of direct statements never
+        touches the session, and 2 to 3 % on PostgreSQL (measured in pairs, bench/README.md)."""
         sync = session.sync_session
         clean = not (
             session.in_transaction()
@@ -511,7 +511,7 @@ class Database:
             or sync.deleted
             or direct_sql.holds_more_than_its_connection(session)
         )
-        if self.is_sqlite and clean:
+        if clean:
             self._writer_sessions[number] = session
             return
         self._writer_sessions[number] = None
