@@ -438,10 +438,10 @@ class Database:
                         results = await self._run_jobs(session, batch, isolate=isolate)
                         delivered = take_outbox(session)
                         await self.notifier.flush_outbox(session, delivered)
-                        await (direct_sql.commit(session) if raw else session.commit())
+                        await (direct_sql.end(session, commit=True) if raw else session.commit())
                     except BaseException:
                         take_outbox(session)
-                        await (direct_sql.rollback(session) if raw else session.rollback())
+                        await (direct_sql.end(session, commit=False) if raw else session.rollback())
                         raise
                 finally:
                     await self._end_batch_session(number, session)

@@ -27,7 +27,7 @@ Python-side column defaults or `onupdate` values, and expanding `IN` parameters.
 made when a shape is first compiled, so such a statement is never run half right.
 
 A writer's batch also begins and ends its transaction on the sqlite3 connection (`begin`,
-`commit`, `rollback`): a batch of direct statements never enters SQLAlchemy's transaction
+`end`): a batch of direct statements never enters SQLAlchemy's transaction
 machinery, and a job that uses the session makes SQLAlchemy's transaction join the open one.
 
 Results: a list of row mappings (column name → processed value) for a statement that returns
@@ -129,7 +129,7 @@ def begin(session: AsyncSession) -> bool:
     run at one client, 6 to 7 % at eight (measured in pairs, bench/README.md). A job that runs
     a statement through the session starts SQLAlchemy's transaction as usual; `app.db`'s
     `begin` hook sees `RAW_TRANSACTION` and joins the open one instead of emitting a second
-    `BEGIN`. End it with `commit` or `rollback`.
+    `BEGIN`. End it with `end`.
     """
     held: tuple[sqlite3.Connection, Connection] | None = session.info.get(_CONNECTION)
     if held is None:
@@ -140,27 +140,16 @@ def begin(session: AsyncSession) -> bool:
     return True
 
 
-async def commit(session: AsyncSession) -> None:
-    """Commit a transaction `begin` opened: through the session when a job's statement made it
-    join (SQLAlchemy commits the sqlite3 connection), else on the sqlite3 connection."""
+async def end(session: AsyncSession, *, commit: bool) -> None:
+    """Commit (or roll back) a transaction `begin` opened: through the session when a job's
+    statement made SQLAlchemy's transaction join it (SQLAlchemy ends the sqlite3 connection's
+    transaction then), and on the sqlite3 connection for whatever is still open."""
     raw, sync = session.info[_CONNECTION]
     try:
         if session.in_transaction():
-            await session.commit()
+            await (session.commit() if commit else session.rollback())
         if raw.in_transaction:
-            _end(raw, sync, commit=True)
-    finally:
-        sync.info.pop(RAW_TRANSACTION, None)
-
-
-async def rollback(session: AsyncSession) -> None:
-    """Roll back a transaction `begin` opened, the session's part of it included."""
-    raw, sync = session.info[_CONNECTION]
-    try:
-        if session.in_transaction():
-            await session.rollback()
-        if raw.in_transaction:
-            _end(raw, sync, commit=False)
+            _end(raw, sync, commit=commit)
     finally:
         sync.info.pop(RAW_TRANSACTION, None)
 

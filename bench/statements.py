@@ -84,9 +84,9 @@ def main() -> None:
                     # SQLAlchemy's BEGIN (SQLite: sent by the `begin` hook) is counted there; a
                     # SQLite writer's batch begins on the sqlite3 connection (no execution
                     # context: `app.direct_sql.begin`) and is counted here
-                    direct_begin = call[2].startswith("BEGIN") and call[4] is None
-                    if measuring.is_set() and (direct_begin or not call[2].startswith("BEGIN")):
-                        counts["BEGIN" if direct_begin else kind(call[2])] += 1
+                    begins = call[2].startswith("BEGIN")
+                    if measuring.is_set() and (not begins or call[4] is None):
+                        counts["BEGIN" if begins else kind(call[2])] += 1
 
                 @event.listens_for(engine, "begin")
                 def _begin(*_: Any) -> None:

@@ -180,44 +180,32 @@ def test_metrics_need_the_operator_token(api_factory) -> None:  # type: ignore[n
     assert "strata_queue_depth" in operator.text
 
 
+def _strata(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS` (the `strata` CLI) with `env`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
 def test_strata_bootstrap_prints_a_key_once(tmp_path: Path) -> None:
     env = {**os.environ, "STRATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db"}
     subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, check=True, cwd=tmp_path)
-    first = subprocess.run(
-        [sys.executable, "-m", "app", "bootstrap"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    second = subprocess.run(
-        [sys.executable, "-m", "app", "bootstrap"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    first = _strata(env, tmp_path, "bootstrap")
+    second = _strata(env, tmp_path, "bootstrap")
 
     assert first.returncode == 0
     assert "sk-strata-" in first.stdout
     assert second.returncode == 0
     assert "sk-strata-" not in second.stdout
-    created = subprocess.run(
-        [sys.executable, "-m", "app", "keys", "create", "--tenant", "acme", "--role", "runner"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    created = _strata(env, tmp_path, "keys", "create", "--tenant", "acme", "--role", "runner")
     assert created.returncode == 0
     assert created.stdout.strip().startswith("sk-strata-")
-    listed = subprocess.run(
-        [sys.executable, "-m", "app", "keys", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    listed = _strata(env, tmp_path, "keys", "list")
     assert "tenant=acme" in listed.stdout and "tenant=default" in listed.stdout
     assert created.stdout.strip() not in listed.stdout
 
@@ -232,27 +220,14 @@ def test_a_key_is_created_while_a_server_holds_the_sqlite_write_lock(tmp_path: P
     release = threading.Timer(3.0, holder.rollback)
     release.start()
     try:
-        created = subprocess.run(
-            [sys.executable, "-m", "app", "keys", "create", "--tenant", "busy", "--role", "reader"],
-            env=env,
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=60,
-        )
+        created = _strata(env, tmp_path, "keys", "create", "--tenant", "busy", "--role", "reader")
     finally:
         release.join()
         holder.close()
 
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().startswith("sk-strata-")
-    listed = subprocess.run(
-        [sys.executable, "-m", "app", "keys", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    listed = _strata(env, tmp_path, "keys", "list")
     assert "tenant=busy" in listed.stdout
 
 
