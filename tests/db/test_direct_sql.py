@@ -38,9 +38,15 @@ def statements(api: Api) -> Iterator[list[tuple[str, bool]]]:
     def ended(_conn: Any) -> None:
         seen.append(("END", False))
 
-    event.listen(engine, "before_cursor_execute", record)
-    event.listen(engine, "commit", ended)
-    event.listen(engine, "rollback", ended)
+    async def listen() -> None:
+        # on the app's loop, between two of its callbacks: never after a batch's BEGIN and
+        # before its statements (the worker's idle claims run in batches of their own; a listener
+        # added from this thread could land in the middle of one and see its UPDATE alone)
+        event.listen(engine, "before_cursor_execute", record)
+        event.listen(engine, "commit", ended)
+        event.listen(engine, "rollback", ended)
+
+    api.client.portal.call(listen)  # type: ignore[union-attr]
     yield seen
     event.remove(engine, "before_cursor_execute", record)
     event.remove(engine, "commit", ended)
