@@ -29,6 +29,7 @@ import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, RunContext, Tool
@@ -185,6 +186,7 @@ async def _first_request(
         instructions=instructions,
         run_id=run_id,
         conversation_id=conversation_id,
+        timestamp=datetime.now(UTC),  # as `Agent.run` stamps a request just before sending it
     )
     params = ModelRequestParameters(
         function_tools=[tool.tool_def for tool in tools],

@@ -33,15 +33,16 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 
 from app.runs.agent_loop import TurnResult, run_turn
 
-VOLATILE = {"timestamp", "run_id", "conversation_id"}
+VOLATILE = {"timestamp", "run_id", "conversation_id", "request_timestamp", "duration"}
 
 
 def normalized(messages: list[ModelMessage]) -> Any:
-    """Messages as JSON without the fields that differ between two runs by nature."""
+    """Messages as JSON, the fields that differ between two runs by nature reduced to whether
+    they are set."""
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in VOLATILE}
+            return {k: v is not None if k in VOLATILE else strip(v) for k, v in value.items()}
         if isinstance(value, list):
             return [strip(item) for item in value]
         return value
