@@ -13,7 +13,11 @@ Behaviour, in this order, for every request:
    `tool_use` blocks) or `reply_error` (an HTTP status with Anthropic's error body
    `{"type": "error", "error": {"type", "message"}}`; with `repeat=True` it answers every later
    request, for the errors the SDK retries, until `reset()`).
-3. With nothing scripted: when the request offers tools and its last message carries no
+3. A request that carries `temperature`, `top_p` or `top_k` under an `anthropic-version` of
+   2026-10-21 or later is refused with 400 `invalid_request_error` ("Extra inputs are not
+   permitted"), as Anthropic's API refuses it (that version removed the sampling settings;
+   2023-06-01 keeps them).
+4. With nothing scripted: when the request offers tools and its last message carries no
    `tool_result` block, it calls the first tool with generated arguments; otherwise it answers
    `fake reply to: <last user text>`.
 
@@ -237,7 +241,10 @@ class FakeAnthropic:
             reply = self._script[0] if self._script else None
             if reply is not None and not (isinstance(reply, ErrorReply) and reply.repeat):
                 self._script.popleft()
-        if reply is None:
+        refused = _refused_sampling(recorded)
+        if refused is not None:
+            reply = refused
+        elif reply is None:
             reply = _default_reply(recorded)
         if isinstance(reply, ErrorReply):
             return JSONResponse(reply.body(), status_code=reply.status, headers=dict(reply.headers))
@@ -253,6 +260,18 @@ class FakeAnthropic:
         for name, data in answer.events(chunk_chars):
             yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
             await asyncio.sleep(0)
+
+
+_SAMPLING_SETTINGS = ("temperature", "top_p", "top_k")
+_SAMPLING_REMOVED_IN = "2026-10-21"
+
+
+def _refused_sampling(request: RecordedRequest) -> ErrorReply | None:
+    version = request.headers.get("anthropic-version", "")
+    given = [name for name in _SAMPLING_SETTINGS if name in request.body]
+    if not given or version < _SAMPLING_REMOVED_IN:
+        return None
+    return ErrorReply(400, f"{given[0]}: Extra inputs are not permitted", "invalid_request_error")
 
 
 def _default_reply(request: RecordedRequest) -> Reply:

@@ -250,7 +250,8 @@ class AnthropicModelConfig(_ProviderModelConfig):
     settings: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="Model settings: temperature, top_p, max_tokens, stop_sequences (others "
-        "are rejected).",
+        "are rejected). With temperature or top_p, requests are sent with Anthropic API version "
+        "2023-06-01, as version 2026-10-21 (the SDK's default) refuses them.",
     )
 
 
@@ -330,11 +331,24 @@ class OpenAIModelLayer(_ProviderModelLayer[OpenAIModelConfig]):
         )
 
 
+ANTHROPIC_SAMPLING_SETTINGS = frozenset({"temperature", "top_p"})
+ANTHROPIC_SAMPLING_API_VERSION = "2023-06-01"
+"""The Messages API version a request with sampling settings is sent with: version 2026-10-21,
+which the Anthropic SDK 2.x sends by default, refuses `temperature` and `top_p` with a 400 (and
+pydantic-ai drops them from such a request, with a warning, rather than let it fail)."""
+
+
 class AnthropicModelLayer(_ProviderModelLayer[AnthropicModelConfig]):
     """Anthropic models through pydantic-ai's `AnthropicModel`.
 
     The Anthropic SDK (2.x) is built on `httpx2`, like the OpenAI one, so the same optional
     shared `http_client` serves both. `base_url` defaults to Anthropic's API when unset.
+
+    A layer configured with `temperature` or `top_p` sends its requests with
+    `anthropic-version: 2023-06-01` (`ANTHROPIC_SAMPLING_API_VERSION`), so the values it was
+    given take effect; without them, requests carry the SDK's default version. Models that
+    refuse sampling settings under any version (pydantic-ai knows them by name) still get them
+    dropped by pydantic-ai.
     """
 
     type_id = "llm.anthropic"
@@ -348,12 +362,15 @@ class AnthropicModelLayer(_ProviderModelLayer[AnthropicModelConfig]):
         from pydantic_ai.providers.anthropic import AnthropicProvider
 
         api_key = provider.api_key.get_secret_value() if provider.api_key else "unused"
+        settings = self._settings()
+        if settings and ANTHROPIC_SAMPLING_SETTINGS & settings.keys():
+            settings["extra_headers"] = {"anthropic-version": ANTHROPIC_SAMPLING_API_VERSION}
         return AnthropicModel(
             self.config.model,
             provider=AnthropicProvider(
                 base_url=provider.base_url, api_key=api_key, http_client=self._http_client
             ),
-            settings=self._settings(),
+            settings=settings,
         )
 
 

@@ -159,6 +159,35 @@ def test_settings_reach_the_provider(
     assert request.body["temperature"] == 0.25
     assert request.body["max_tokens"] == 321
     assert request.body["stop_sequences"] == ["##"]
+    # API version 2026-10-21 (the SDK's default) refuses sampling settings; the fake does too.
+    assert request.headers["anthropic-version"] == "2023-06-01"
+
+
+def test_top_p_alone_is_sent_with_the_api_version_that_takes_it(
+    api_factory: ApiFactory, fake_anthropic: FakeAnthropic
+) -> None:
+    api = start_api(api_factory, fake_anthropic)
+
+    run = api.run_to_end(run_body("Hi", settings={"top_p": 0.5}))
+
+    assert run["status"] == "succeeded", run
+    [request] = fake_anthropic.requests
+    assert request.body["top_p"] == 0.5
+    assert request.headers["anthropic-version"] == "2023-06-01"
+
+
+def test_without_sampling_settings_requests_keep_the_sdks_api_version(
+    api_factory: ApiFactory, fake_anthropic: FakeAnthropic
+) -> None:
+    api = start_api(api_factory, fake_anthropic)
+
+    run = api.run_to_end(run_body("Hi", settings={"max_tokens": 64}))
+
+    assert run["status"] == "succeeded", run
+    [request] = fake_anthropic.requests
+    assert request.body["max_tokens"] == 64
+    assert "temperature" not in request.body
+    assert request.headers["anthropic-version"] >= "2026-10-21"
 
 
 def test_a_second_run_resumes_the_conversation(
