@@ -13,10 +13,12 @@
 # server do not (this VM's speed moves by up to 1.5x within minutes). Run each pair twice, with
 # the sides swapped, and compare CPU per op, not op/s: the printed lines are
 #   A <op/s> op/s  cpu=<server CPU ms per op>
+# STRATA_PYTHON_A / STRATA_PYTHON_B give a side its own interpreter (another virtualenv, to
+# compare two versions of a dependency); both default to STRATA_PYTHON, else this checkout's.
 # The client comes from the side by side's virtualenv ($PEER_VENV, default /tmp/strata-peer-venv;
 # `../shared/bench-peers/side_by_side.sh` creates it).
 set -u
-[ $# -eq 5 ] || { sed -n 2,16p "$0"; exit 2; }
+[ $# -eq 5 ] || { sed -n 2,19p "$0"; exit 2; }
 DB=$1; LEVEL=$2; DUR=$3; A=$4; B=$5
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${STRATA_PYTHON:-$ROOT/.venv/bin/python}
@@ -29,7 +31,7 @@ PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-start() { # side checkout port
+start() { # side checkout port python
   local dir="$WORK/$1" url
   mkdir -p "$dir"
   if [ "$DB" = sqlite ]; then url="sqlite+aiosqlite:///$dir/strata.db"; else
@@ -37,11 +39,11 @@ start() { # side checkout port
          -c "CREATE DATABASE strata_paired_$1" >/dev/null 2>&1
     url="postgresql+asyncpg://postgres@127.0.0.1:5432/strata_paired_$1"; fi
   (cd "$dir" && PYTHONPATH=$2 STRATA_DATABASE_URL=$url STRATA_LOG_LEVEL=warning \
-     exec taskset -c 0 "$PY" -m app serve --port "$3" > serve.log 2>&1) &
+     exec taskset -c 0 "$4" -m app serve --port "$3" > serve.log 2>&1) &
   PIDS+=($!)
 }
-start a "$A" 18031
-start b "$B" 18032
+start a "$A" 18031 "${STRATA_PYTHON_A:-$PY}"
+start b "$B" 18032 "${STRATA_PYTHON_B:-$PY}"
 for port in 18031 18032; do
   for _ in $(seq 120); do curl -sf "127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.5; done
 done
