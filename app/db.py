@@ -529,7 +529,9 @@ class Database:
         session: AsyncSession, batch: list[_Pending], *, isolate: bool
     ) -> list[tuple[_Pending, bool, Any]]:
         """Each job's outcome. Not `isolate`: no savepoints, and a job's exception is raised
-        (a lone job's as it is, for the caller; else as `_JobFailed`, to run it again)."""
+        (a lone job's as it is, for the caller; else as `_JobFailed`, to run it again).
+        `isolate`: a job's exception becomes its outcome, except a deadlock, which is raised
+        as it is so that `_commit_batch` runs the batch again (still with savepoints)."""
         results: list[tuple[_Pending, bool, Any]] = []
         if len(batch) == 1:  # no savepoint needed: a failure rolls back the whole transaction
             item = batch[0]
@@ -550,6 +552,8 @@ class Database:
                     value = await item.job(session, *item.args, **item.kwargs)
                 results.append((item, True, value))
             except Exception as error:
+                if _is_deadlock(error):
+                    raise  # not the job's failure: the batch runs again, whole, as any deadlock
                 outbox(session).truncate(mark)
                 results.append((item, False, error))
         return results

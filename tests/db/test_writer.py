@@ -272,3 +272,44 @@ async def test_a_batch_aborted_to_break_a_deadlock_runs_again_and_its_caller_get
     async with db.reading() as session:
         names = set((await session.scalars(select(Tenant.name))).all())
     assert names == {"a", "b2"}
+
+
+async def _refuse(session: AsyncSession) -> str:
+    raise ValueError("refused")
+
+
+@pytest.mark.postgres_only
+async def test_a_deadlock_while_a_batch_runs_again_in_savepoints_runs_it_again_too(
+    database_url: str,
+) -> None:
+    """A batch runs again with a savepoint per job after one of its jobs failed; when PostgreSQL
+    then aborts another job's statement to break a deadlock, that job is run again like any
+    batch chosen to break one, instead of its caller getting the deadlock error."""
+    db = Database(database_url, create_notifier(database_url), writers=1)  # one batch for both
+    await db.start()
+    try:
+        await db.write(_add_tenant, "a")
+        await db.write(_add_tenant, "b")
+        async with db.session_factory() as other, other.begin():
+            await other.execute(select(Tenant).where(Tenant.name == "b").with_for_update())
+            # first without savepoints: _refuse fails, the batch runs again in savepoints, and
+            # there _rename_both takes a and waits for b …
+            refused = asyncio.ensure_future(db.write(_refuse))
+            renaming = asyncio.ensure_future(db.write(_rename_both))
+            await asyncio.sleep(0.5)
+            assert not renaming.done()
+            assert db.batch_reruns == 1
+            # … and the other waits for a: PostgreSQL aborts the batch's statement.
+            async with asyncio.timeout(10):
+                await other.execute(update(Tenant).where(Tenant.name == "a").values(name="a"))
+        async with asyncio.timeout(10):
+            assert await renaming == "renamed"
+        with pytest.raises(ValueError, match="refused"):
+            await refused
+        assert set(await db.read(_names)) == {"a", "b2"}
+    finally:
+        await db.close()
+
+
+async def _names(session: AsyncSession) -> list[str]:
+    return list((await session.scalars(select(Tenant.name))).all())
