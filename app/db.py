@@ -75,6 +75,7 @@ from sqlalchemy.ext.asyncio import (
 from app import direct_sql
 from app.direct_sql import RAW_TRANSACTION, bind_connection
 from app.notifier import Notifier, Outbox, outbox, take_outbox
+from app.storable import storable
 
 log = structlog.get_logger("strata.db")
 
@@ -103,7 +104,17 @@ def sqlite_file(url: str) -> str:
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    """JSON column values as text; NUL and unpaired surrogates become U+FFFD (`app.storable`),
+    which PostgreSQL's jsonb (NUL) and orjson (surrogates) would refuse. Checking costs a byte
+    search of the encoded value; only a value that holds one is encoded again."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        encoded = orjson.dumps(storable(value))
+    else:
+        if b"\\u0000" in encoded:
+            encoded = orjson.dumps(storable(value))
+    return encoded.decode()
 
 
 def create_engine(

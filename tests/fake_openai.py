@@ -64,6 +64,16 @@ __all__ = [
     "message_text",
 ]
 
+
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII characters escaped, as the streamed chunks are (`json.dumps`): a
+    lone surrogate in a scripted text or error message goes out as `\\udXXX`, as a provider
+    could send it, instead of failing to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 # --- scripted replies -----------------------------------------------------------------------------
 
 
@@ -302,14 +312,16 @@ class FakeOpenAI:
         if reply is None:
             reply = _default_reply(recorded)
         if isinstance(reply, ErrorReply):
-            return JSONResponse(reply.body(), status_code=reply.status, headers=dict(reply.headers))
+            return _AsciiJSONResponse(
+                reply.body(), status_code=reply.status, headers=dict(reply.headers)
+            )
         answer = _Answer.of(reply, recorded, number)
         if recorded.stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
                 self._chunks(answer, include_usage), media_type="text/event-stream"
             )
-        return JSONResponse(answer.completion())
+        return _AsciiJSONResponse(answer.completion())
 
     async def _chunks(self, answer: _Answer, include_usage: bool) -> AsyncIterator[str]:
         for chunk in answer.chunks(answer.chunk_chars or self.chunk_chars, include_usage):

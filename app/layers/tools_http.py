@@ -53,7 +53,7 @@ from app.layers.base import (
 )
 from app.layers.execution_context import ExecutionContextLayer
 from app.layers.json_schemas import object_schema_problem
-from app.layers.tool_results import storable
+from app.storable import storable
 
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 MAX_TOOLS = 64

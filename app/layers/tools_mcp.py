@@ -44,7 +44,7 @@ from app.layers.base import (
     ToolSetupError,
     config_error,
 )
-from app.layers.tool_results import storable
+from app.storable import storable
 
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 PREFIX_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,31}$"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from app.models import RunStatus
+from app.storable import storable_json, storable_text
 
 
 class ErrorType:
@@ -37,6 +39,18 @@ class RunOutcome:
     reason: str | None = None
     # The composition a session's cleanup run may replay (not stored on the run itself).
     layer_specs: list[dict[str, Any]] | None = None
+
+    def storable(self) -> RunOutcome:
+        """This outcome with NUL and unpaired surrogates replaced (`app.storable`) in what came
+        from outside: a provider's answer (output, deferred calls, the history in the snapshot)
+        or error message. Stored as they are, they would fail the terminal write every time."""
+        return dataclasses.replace(
+            self,
+            output=storable_json(self.output),
+            deferred_tool_calls=storable_json(self.deferred_tool_calls),
+            session_snapshot=storable_json(self.session_snapshot),
+            error=storable_text(self.error) if self.error is not None else None,
+        )
 
     def event_data(self, attempt: int) -> dict[str, Any]:
         """The terminal event's stored data: the fields that apply to this status.

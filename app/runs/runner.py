@@ -66,6 +66,7 @@ from app.runs.outcome import ErrorType, RunOutcome
 from app.runs.schemas import ExitIntentName, OnExit, RunComposition
 from app.runs.tool_events import tool_call_data, tool_result_data
 from app.runs.validation import build_compositor, replayable_specs, server_configs
+from app.storable import storable_text
 
 log = structlog.get_logger("strata.runner")
 
@@ -339,9 +340,9 @@ def _apply_on_exit(run: CompositorRun, on_exit: OnExit, *, cleanup: bool) -> Non
 
 async def _forward_event(event: Any, sink: EventSink, result_chars: int) -> None:
     if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
-        await sink.text_delta(event.part.content)
+        await sink.text_delta(storable_text(event.part.content))
     elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-        await sink.text_delta(event.delta.content_delta)
+        await sink.text_delta(storable_text(event.delta.content_delta))
     elif isinstance(event, FunctionToolCallEvent):
         await sink.emit("tool_call", tool_call_data(event.part))
     elif isinstance(event, FunctionToolResultEvent):

@@ -70,6 +70,7 @@ async def commit_terminal(
     (`statuses`) the caller holds the row lock: the API cancelling a queued run, a sweeper.
     """
     now = utcnow()
+    outcome = outcome.storable()  # the in-process hand-off below carries these values too
     items = [*leading_events, (TERMINAL_EVENT[outcome.status], outcome.event_data(attempt))]
     values = outcome.columns(now)
     if extra_values:

@@ -10,7 +10,7 @@
   result.
 
 Event data is stored in a JSON column, so texts are made storable on every database
-(`app.layers.tool_results.storable_text`).
+(`app.storable.storable_text`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_core import to_jsonable_python
 
-from app.layers.tool_results import storable, storable_text
+from app.storable import storable, storable_text
 
 
 def tool_call_data(part: ToolCallPart) -> dict[str, Any]:

@@ -281,6 +281,59 @@ def test_a_second_run_resumes_the_first_runs_conversation(
     assert request.system_texts == [SYSTEM_PROMPT]  # instructions are sent once, never stored
 
 
+# What PostgreSQL refuses in text and jsonb (and orjson, in any JSON column): a provider's
+# answer may still carry them; they are stored as U+FFFD, on every database.
+UNSTORABLE = "a\u0000b\ud800c"
+STORED = "a\ufffdb\ufffdc"
+
+
+def read_run(api: Api, run_id: str) -> dict[str, Any]:
+    """The run as `GET /v1/runs/{id}` reads it from the database."""
+    response = api.client.get(f"/v1/runs/{run_id}", headers=api.headers())
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_an_answer_with_nul_and_lone_surrogates_ends_the_run_and_is_stored_replaced(
+    api_factory: ApiFactory, fake_openai: FakeOpenAI
+) -> None:
+    api = start_api(api_factory, fake_openai)
+    fake_openai.reply_text(f"Sunny {UNSTORABLE}.", chunk_chars=4)
+    fake_openai.reply_text("Still sunny.")
+
+    first = api.run_to_end(run_body("Weather?"))
+
+    assert first["status"] == "succeeded", first
+    assert first["output"] == f"Sunny {STORED}."
+    assert read_run(api, first["id"])["output"] == f"Sunny {STORED}."
+    events = api.events(first["id"])
+    deltas = "".join(e["data"]["delta"] for e in events if e["type"] == "agent_message_delta")
+    assert deltas == f"Sunny {STORED}."
+    assert events[-1]["type"] == "run_succeeded"
+    # the snapshot carries the answer too, and the next run sends it back to the model
+    second = api.run_to_end(run_body("And later?", snapshot=first["session_snapshot"]))
+    assert second["status"] == "succeeded", second
+    assert fake_openai.requests[-1].messages[-2] == {
+        "role": "assistant",
+        "content": f"Sunny {STORED}.",
+    }
+
+
+def test_a_provider_error_with_nul_and_lone_surrogates_fails_the_run_with_it_replaced(
+    api_factory: ApiFactory, fake_openai: FakeOpenAI
+) -> None:
+    api = start_api(api_factory, fake_openai)
+    fake_openai.reply_error(400, f"refused {UNSTORABLE}")
+
+    run = api.run_to_end(run_body("Hello?"))
+
+    assert run["status"] == "failed", run
+    assert f"refused {STORED}" in run["error"]
+    assert read_run(api, run["id"])["error"] == run["error"]
+    assert api.events(run["id"])[-1]["type"] == "run_failed"
+
+
 def test_an_unconfigured_provider_is_rejected_before_any_run_exists(
     api_factory: ApiFactory, fake_openai: FakeOpenAI
 ) -> None:

@@ -1,0 +1,59 @@
+"""Text as every database can store it.
+
+PostgreSQL refuses NUL (`U+0000`) in `text` and `jsonb` values and unpaired UTF-16 surrogates
+(`U+D800` to `U+DFFF`) in `jsonb`; orjson, which encodes every JSON column, refuses unpaired
+surrogates on any database; SQLite would store both. Requests never bring them in (`app.api.edge`
+refuses them with 400 `invalid_characters`), but what a run produces comes from outside: a model
+provider's answer or error message, an MCP server's or a caller-hosted tool's result. Stored as
+they are, they would fail the run's terminal write over and over, and the run would never end.
+So they are replaced with U+FFFD, the same way on every database:
+
+- `storable_text` and `storable`: a string, or every string of a JSON-like value (keys
+  included); everything else (numbers, non-JSON values such as binary content) is left as it is.
+- `storable_json`: the same for a value about to be stored in a JSON column, after a check that
+  costs one orjson encoding (most values hold neither character and are returned as they are).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+_REPLACEMENT = "\ufffd"
+
+
+def storable_text(text: str) -> str:
+    """`text` without NUL characters and lone surrogates (each replaced with U+FFFD)."""
+    if "\x00" in text:
+        text = text.replace("\x00", _REPLACEMENT)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join(_REPLACEMENT if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
+    return text
+
+
+def storable(value: Any) -> Any:
+    """A copy of a JSON-like value whose strings (keys included) are `storable_text`."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {
+            storable_text(key) if isinstance(key, str) else key: storable(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
+def storable_json(value: Any) -> Any:
+    """`value`, or when it holds NUL or an unpaired surrogate in any string, `storable(value)`."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return storable(value)
+    # orjson writes NUL as the escape `\u0000`; a text that spells out that escape has its
+    # backslash escaped, so it may match too: the copy then equals the value.
+    return storable(value) if b"\\u0000" in encoded else value
