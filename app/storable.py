@@ -9,7 +9,9 @@ they are, they would fail the run's terminal write over and over, and the run wo
 So they are replaced with U+FFFD, the same way on every database:
 
 - `storable_text` and `storable`: a string, or every string of a JSON-like value (keys
-  included); everything else (numbers, non-JSON values such as binary content) is left as it is.
+  included). `storable` also writes an integer beyond 64 bits (valid JSON, which a tool may
+  return, but orjson refuses it) as its decimal string, every digit kept; everything else
+  (other numbers, non-JSON values such as binary content) is left as it is.
 - `storable_json`: the same for a value about to be stored in a JSON column, after a check that
   costs one orjson encoding (most values hold neither character and are returned as they are).
 """
@@ -21,6 +23,8 @@ from typing import Any
 import orjson
 
 _REPLACEMENT = "\ufffd"
+_INT_RANGE = range(-(2**63), 2**64)
+"""The integers orjson writes: signed and unsigned 64-bit."""
 
 
 def storable_text(text: str) -> str:
@@ -35,9 +39,12 @@ def storable_text(text: str) -> str:
 
 
 def storable(value: Any) -> Any:
-    """A copy of a JSON-like value whose strings (keys included) are `storable_text`."""
+    """A copy of a JSON-like value whose strings (keys included) are `storable_text`, and whose
+    integers beyond 64 bits are decimal strings."""
     if isinstance(value, str):
         return storable_text(value)
+    if isinstance(value, int) and value not in _INT_RANGE:
+        return str(value)
     if isinstance(value, dict):
         return {
             storable_text(key) if isinstance(key, str) else key: storable(item)
@@ -49,7 +56,8 @@ def storable(value: Any) -> Any:
 
 
 def storable_json(value: Any) -> Any:
-    """`value`, or when it holds NUL or an unpaired surrogate in any string, `storable(value)`."""
+    """`value`, or when it holds NUL or an unpaired surrogate in any string (or an integer
+    beyond 64 bits), `storable(value)`."""
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:

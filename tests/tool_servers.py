@@ -204,6 +204,8 @@ class FakeToolEndpoint:
             return JSONResponse({"text": "x" * int(args.get("size", 0))})
         if name == "fail":
             return PlainTextResponse("inventory database is down", status_code=500)
+        if name == "huge_number":  # valid JSON, beyond the 64-bit integers orjson writes
+            return Response(b'{"n": 123456789012345678901234567890}', media_type="application/json")
         if name == "not_json":
             return PlainTextResponse("this is not json")
         if name == "slow":

@@ -105,6 +105,25 @@ def test_the_result_reaches_an_http_model(
     assert [r.json["args"] for r in tool_endpoint.requests] == [{"order_id": "test"}]
 
 
+def test_an_integer_beyond_64_bits_in_a_result_is_kept_as_its_digits(
+    api_factory: ApiFactory, tool_endpoint: FakeToolEndpoint
+) -> None:
+    # Valid JSON that orjson, which writes the JSON columns, cannot encode: stored as it was,
+    # it failed the run's terminal write on every retry and the run stayed running.
+    api = start(api_factory, tool_endpoint)
+    llm = llm_test_layer(call_tools=["huge_number"], reply="Noted.")
+    spec = {"name": "huge_number", "description": "A very large number."}
+
+    run = api.run_to_end(tool_run(http_layer(spec), llm=llm))
+
+    assert run["status"] == "succeeded", run
+    [result] = events_of(api.events(run["id"]), "tool_result")
+    assert result["outcome"] == "success"
+    assert json.loads(result["content"]) == {"n": "123456789012345678901234567890"}
+    [returned] = history_tool_returns(run)
+    assert returned["content"] == {"n": "123456789012345678901234567890"}
+
+
 # Only the timeout case uses a short timeout: on a loaded CI machine a fast answer can take
 # longer than half a second, and the other cases are about what the endpoint answered.
 FAILURES = [
