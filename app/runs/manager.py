@@ -478,8 +478,20 @@ class Worker:
         outcome: RunOutcome,
         text: str | None,
     ) -> None:
+        """Write the attempt's terminal state, trying again (every 5 s at most) until it is
+        written or the worker stops; `finish_still_failing` is logged once after
+        `max(3 x lease, 30 s)`.
+
+        It never gives up while the process lives: a run whose finish was abandoned stayed
+        `running`, owned by a worker that kept heartbeating, so no sweeper ever took it and no
+        terminal state ever came (a PostgreSQL outage or failover longer than 30 s left every
+        run that ended meanwhile like that). When the worker stops, the run is handed to the
+        sweepers with the rest of its runs; if another worker declared this one lost meanwhile,
+        the write is fenced out and the run keeps the terminal state the sweeper gave it.
+        """
         delay = 0.2
-        deadline = asyncio.get_running_loop().time() + max(self.settings.lease_seconds * 3, 30)
+        loop = asyncio.get_running_loop()
+        warn_at: float | None = loop.time() + max(self.settings.lease_seconds * 3, 30)
         while True:
             try:
                 final = await self.db.write(
@@ -487,14 +499,17 @@ class Worker:
                 )
                 break
             except Exception as exc:
-                if asyncio.get_running_loop().time() > deadline:
+                if warn_at is not None and loop.time() > warn_at:
+                    warn_at = None
                     log.error(
-                        "finish_gave_up", run_id=str(fence.run_id), error_class=type(exc).__name__
+                        "finish_still_failing",
+                        run_id=str(fence.run_id),
+                        error_class=type(exc).__name__,
                     )
-                    return
-                log.warning(
-                    "finish_failed", run_id=str(fence.run_id), error_class=type(exc).__name__
-                )
+                else:
+                    log.warning(
+                        "finish_failed", run_id=str(fence.run_id), error_class=type(exc).__name__
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         if final is None:

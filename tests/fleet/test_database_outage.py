@@ -112,6 +112,62 @@ def test_a_postgresql_restart_is_503_meanwhile_and_loses_no_run(
     assert kinds[-1] == "run_succeeded"
 
 
+def test_runs_that_end_during_a_long_outage_end_when_it_is_over(
+    fleet: Fleet, key: str, database_url: str
+) -> None:
+    # The worker tried writing a run's end for max(3 x lease, 30 s), then gave up: the run stayed
+    # running, owned by a live worker, so no sweeper took it. A failover can last that long.
+    # One worker, so no other sweeper can settle its runs either.
+    api = fleet.start_api(STRATA_DB_CONNECT_TIMEOUT_SECONDS="2")
+    worker = fleet.start_worker(
+        "worker", STRATA_LEASE_SECONDS="10", STRATA_DB_CONNECT_TIMEOUT_SECONDS="2"
+    )
+    http = client(api.base_url, key)
+    ids = [
+        http.post("/v1/runs", json=chat(f"{i}", llm={"latency_seconds": 3})).json()["id"]
+        for i in range(4)
+    ]
+    wait_until(
+        lambda: (
+            {row["status"] for row in query(database_url, "SELECT status FROM runs")} == {"running"}
+        ),
+        30,
+        "the runs did not start",
+    )
+
+    _cluster("stop")
+    try:
+        # the runs end about 3 s in; their writes then fail for more than 30 s
+        time.sleep(40)
+    finally:
+        _cluster("start")
+    wait_until(_pg_ready, 30, "PostgreSQL did not come back")
+
+    def statuses() -> dict[str, str]:
+        try:
+            return {str(row["id"]): row["status"] for row in query(database_url, _RUNS)}
+        except Exception:
+            return {}
+
+    wait_until(
+        lambda: set(statuses().values()) == {"succeeded"},
+        30,
+        "runs that ended during the outage did not end after it",
+        interval=0.5,
+    )
+    assert sorted(statuses()) == sorted(ids)
+    terminal = query(
+        database_url,
+        "SELECT run_id, count(*) AS n FROM run_events WHERE type IN "
+        "('run_succeeded','run_failed','run_cancelled','run_paused') GROUP BY run_id",
+    )
+    assert sorted(int(row["n"]) for row in terminal) == [1] * len(ids)
+    assert worker.process.poll() is None  # the same worker finished them
+
+
+_RUNS = "SELECT id, status FROM runs"
+
+
 def _post_ok(http: httpx2.Client) -> str | None:
     response = http.post("/v1/runs", json=chat("after"))
     return response.json()["id"] if response.status_code == 202 else None
