@@ -2,7 +2,9 @@
 
 `test.recording` logs every hook and resource step into `RECORDS[label]` and can be told to fail
 in one hook; `test.tools` offers a `lookup_weather` tool (for tool-call round trips);
-`test.approval` offers `delete_file`, which needs the caller's approval (the run pauses for it).
+`test.approval` offers `delete_file`, which needs the caller's approval (the run pauses for it);
+`test.broken_tools` offers `break_forecast`, which raises an exception whose class name is longer
+than a run's `reason` column.
 """
 
 from __future__ import annotations
@@ -98,7 +100,25 @@ class ApprovalToolsLayer(AgentLayer[NoLayerDeps, ToolsConfig]):
         return [Tool(delete_file, requires_approval=True)]
 
 
+class AForecastServiceFailureWhoseClassNameIsLongerThanTheReasonColumnHolds(Exception):
+    """Raised by `break_forecast`: its name (69 characters) becomes the failed run's reason."""
+
+
+def break_forecast(city: str) -> str:
+    """Forecast the weather of a city (always fails)."""
+    raise AForecastServiceFailureWhoseClassNameIsLongerThanTheReasonColumnHolds(city)
+
+
+class BrokenToolsLayer(AgentLayer[NoLayerDeps, ToolsConfig]):
+    type_id = "test.broken_tools"
+
+    @property
+    def tools(self) -> Sequence[Tool[Any]]:
+        return [Tool(break_forecast)]
+
+
 TEST_LAYER_PROVIDERS = [
+    LayerProvider.from_layer_type(BrokenToolsLayer),
     LayerProvider.from_layer_type(ApprovalToolsLayer),
     LayerProvider.from_layer_type(RecordingLayer),
     LayerProvider.from_layer_type(WeatherToolsLayer),

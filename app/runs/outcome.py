@@ -1,13 +1,15 @@
-"""What executing a run produces, independent of how it is stored."""
+"""What executing a run produces, and (`RunOutcome.storable`) the form its columns can store."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from app.models import RunStatus
+import sqlalchemy as sa
+
+from app.models import Run, RunStatus
 from app.storable import storable_json, storable_text
 
 
@@ -23,6 +25,10 @@ class ErrorType:
     CANCELLED = "cancelled"  # a cancel request stopped the run
     INVALID_RUN = "invalid_run"  # the stored request could not be executed (e.g. config drift)
     INTERNAL_ERROR = "internal_error"  # a bug in Strata
+
+
+REASON_MAX_CHARS: int = cast(sa.String, Run.__table__.c.reason.type).length or 64
+"""The length of the runs table's `reason` column (64)."""
 
 
 @dataclass
@@ -41,15 +47,18 @@ class RunOutcome:
     layer_specs: list[dict[str, Any]] | None = None
 
     def storable(self) -> RunOutcome:
-        """This outcome with NUL and unpaired surrogates replaced (`app.storable`) in what came
-        from outside: a provider's answer (output, deferred calls, the history in the snapshot)
-        or error message. Stored as they are, they would fail the terminal write every time."""
+        """This outcome as its columns can store it: NUL and unpaired surrogates replaced
+        (`app.storable`) in what came from outside (a provider's answer: output, deferred
+        calls, the history in the snapshot; an error message), and `reason` cut to its column
+        (`REASON_MAX_CHARS`; a failure's reason may be an exception's class name). Stored as
+        they were, they failed the terminal write every time."""
         return dataclasses.replace(
             self,
             output=storable_json(self.output),
             deferred_tool_calls=storable_json(self.deferred_tool_calls),
             session_snapshot=storable_json(self.session_snapshot),
             error=storable_text(self.error) if self.error is not None else None,
+            reason=self.reason[:REASON_MAX_CHARS] if self.reason is not None else None,
         )
 
     def event_data(self, attempt: int) -> dict[str, Any]:

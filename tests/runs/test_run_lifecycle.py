@@ -227,3 +227,23 @@ def test_a_tool_call_round_trip_with_the_test_model(api: Api) -> None:
     results = [e for e in events if e["type"] == "tool_result"]
     assert calls[0]["data"]["args"] == {"city": "Oslo"}
     assert results[0]["data"]["content"] == "sunny in Oslo"
+
+
+def test_a_tool_error_with_a_long_class_name_fails_the_run_with_the_reason_cut(api: Api) -> None:
+    # The reason is the exception's class name; its column holds 64 characters, and PostgreSQL
+    # refused the terminal write of a longer one on every retry (the run stayed running).
+    body = chat(
+        "forecast for Oslo?",
+        llm={"call_tools": ["break_forecast"], "tool_args": {"break_forecast": {"city": "Oslo"}}},
+    )
+    body["composition"]["layers"].insert(2, layer("tools", "test.broken_tools"))
+
+    run = api.run_to_end(body)
+
+    assert run["status"] == "failed", run
+    assert run["error_type"] == "tool_error"
+    name = "AForecastServiceFailureWhoseClassNameIsLongerThanTheReasonColumnHolds"
+    assert run["reason"] == name[:64]
+    assert name in run["error"]  # the whole name stays in the message
+    terminal = [e for e in api.events(run["id"]) if e["type"] == "run_failed"]
+    assert [e["data"]["reason"] for e in terminal] == [name[:64]]
