@@ -104,9 +104,10 @@ def sqlite_file(url: str) -> str:
 
 
 def _json_dumps(value: Any) -> str:
-    """JSON column values as text; NUL and unpaired surrogates become U+FFFD (`app.storable`),
-    which PostgreSQL's jsonb (NUL) and orjson (surrogates) would refuse. Checking costs a byte
-    search of the encoded value; only a value that holds one is encoded again."""
+    """JSON column values as text; NUL and unpaired surrogates become U+FFFD and integers beyond
+    64 bits their digits (`app.storable`), which PostgreSQL's jsonb (NUL) and orjson (the rest)
+    would refuse. Checking costs a byte search of the encoded value; only a value that holds one
+    is encoded again."""
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:

@@ -3,7 +3,7 @@
 PostgreSQL refuses NUL (`U+0000`) in `text` and `jsonb` values and unpaired UTF-16 surrogates
 (`U+D800` to `U+DFFF`) in `jsonb`; orjson, which encodes every JSON column, refuses unpaired
 surrogates on any database; SQLite would store both. Requests never bring them in (`app.api.edge`
-refuses them with 400 `invalid_characters`), but what a run produces comes from outside: a model
+refuses them with 422 `invalid_characters`), but what a run produces comes from outside: a model
 provider's answer or error message, an MCP server's or a caller-hosted tool's result. Stored as
 they are, they would fail the run's terminal write over and over, and the run would never end.
 So they are replaced with U+FFFD, the same way on every database:
