@@ -65,3 +65,21 @@ def storable_json(value: Any) -> Any:
     # orjson writes NUL as the escape `\u0000`; a text that spells out that escape has its
     # backslash escaped, so it may match too: the copy then equals the value.
     return storable(value) if b"\\u0000" in encoded else value
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest in `value` more than `limit` levels (iteratively: a value
+    nested deeper than Python's recursion limit is measured too)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -206,6 +206,9 @@ class FakeToolEndpoint:
             return PlainTextResponse("inventory database is down", status_code=500)
         if name == "huge_number":  # valid JSON, beyond the 64-bit integers orjson writes
             return Response(b'{"n": 123456789012345678901234567890}', media_type="application/json")
+        if name == "deep":  # valid JSON, nested deeper than pydantic-ai serializes
+            depth = int(args.get("depth", 300))
+            return Response(b'{"a": ' * depth + b"1" + b"}" * depth, media_type="application/json")
         if name == "not_json":
             return PlainTextResponse("this is not json")
         if name == "slow":

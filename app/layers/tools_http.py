@@ -53,11 +53,15 @@ from app.layers.base import (
 )
 from app.layers.execution_context import ExecutionContextLayer
 from app.layers.json_schemas import object_schema_problem
-from app.storable import storable
+from app.storable import nested_deeper_than, storable
 
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 MAX_TOOLS = 64
 MAX_RESPONSE_BYTES = 1_048_576
+MAX_RESULT_DEPTH = 64
+"""Levels of lists and objects a result may nest: pydantic-ai's serializer refuses deeper
+values (about 250 levels) when the result is sent to the model or kept in the history, which
+failed the whole run; a deeper result is a failed tool call instead, which the model sees."""
 SIGNATURE_HEADER = "X-Strata-Signature"
 TIMESTAMP_HEADER = "X-Strata-Timestamp"
 _ERROR_EXCERPT_CHARS = 500
@@ -259,11 +263,17 @@ class HttpToolsLayer(AgentLayer[HttpToolsDeps, HttpToolsConfig]):
             detail = f": {excerpt}" if excerpt else ""
             raise ToolFailed(f"the tool endpoint {name!r} answered HTTP {status}{detail}")
         try:
-            return storable(json.loads(content, parse_constant=_reject_constant))
-        except ValueError:
+            result = json.loads(content, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
             raise ToolFailed(
                 f"the tool endpoint {name!r} answered with a body that is not JSON"
             ) from None
+        if nested_deeper_than(result, MAX_RESULT_DEPTH):
+            raise ToolFailed(
+                f"the tool endpoint {name!r} answered with JSON nested deeper than "
+                f"{MAX_RESULT_DEPTH} levels"
+            )
+        return storable(result)
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str], timeout: float

@@ -129,6 +129,9 @@ def test_an_integer_beyond_64_bits_in_a_result_is_kept_as_its_digits(
 FAILURES = [
     pytest.param("fail", {}, 30, "answered HTTP 500: inventory database is down", id="http-500"),
     pytest.param("not_json", {}, 30, "answered with a body that is not JSON", id="not-json"),
+    pytest.param(
+        "deep", {"depth": 300}, 30, "answered with JSON nested deeper than 64 levels", id="deep"
+    ),
     pytest.param("slow", {"seconds": 3}, 0.5, "did not answer within 0.5 seconds", id="timeout"),
     pytest.param("missing", {}, 30, "answered HTTP 404", id="http-404"),
 ]
