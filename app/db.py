@@ -75,7 +75,7 @@ from sqlalchemy.ext.asyncio import (
 from app import direct_sql
 from app.direct_sql import RAW_TRANSACTION, bind_connection
 from app.notifier import Notifier, Outbox, outbox, take_outbox
-from app.storable import storable
+from app.storable import storable_dumps
 
 log = structlog.get_logger("strata.db")
 
@@ -104,18 +104,10 @@ def sqlite_file(url: str) -> str:
 
 
 def _json_dumps(value: Any) -> str:
-    """JSON column values as text; NUL and unpaired surrogates become U+FFFD and integers beyond
-    64 bits their digits (`app.storable`), which PostgreSQL's jsonb (NUL) and orjson (the rest)
-    would refuse. Checking costs a byte search of the encoded value; only a value that holds one
-    is encoded again."""
-    try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        encoded = orjson.dumps(storable(value))
-    else:
-        if b"\\u0000" in encoded:
-            encoded = orjson.dumps(storable(value))
-    return encoded.decode()
+    """JSON column values as text, as every database can store them (`app.storable`): NUL and
+    unpaired surrogates become U+FFFD and integers beyond 64 bits their digits, which
+    PostgreSQL's jsonb (NUL) and orjson (the rest) would refuse."""
+    return storable_dumps(value).decode()
 
 
 def create_engine(

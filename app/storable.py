@@ -13,7 +13,8 @@ So they are replaced with U+FFFD, the same way on every database:
   return, but orjson refuses it) as its decimal string, every digit kept; everything else
   (other numbers, non-JSON values such as binary content) is left as it is.
 - `storable_json`: the same for a value about to be stored in a JSON column, after a check that
-  costs one orjson encoding (most values hold neither character and are returned as they are).
+  costs one orjson encoding (most values hold neither character and are returned as they are);
+  `storable_dumps` returns that encoding (the JSON columns' encoder, `app.db`).
 """
 
 from __future__ import annotations
@@ -58,13 +59,24 @@ def storable(value: Any) -> Any:
 def storable_json(value: Any) -> Any:
     """`value`, or when it holds NUL or an unpaired surrogate in any string (or an integer
     beyond 64 bits), `storable(value)`."""
+    return value if _encoded_as_is(value) is not None else storable(value)
+
+
+def storable_dumps(value: Any) -> bytes:
+    """The JSON encoding of `storable_json(value)` (encoded twice only when it needs the copy)."""
+    encoded = _encoded_as_is(value)
+    return encoded if encoded is not None else orjson.dumps(storable(value))
+
+
+def _encoded_as_is(value: Any) -> bytes | None:
+    """`value`'s orjson encoding, or None when it holds what `storable` replaces."""
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return storable(value)
+        return None
     # orjson writes NUL as the escape `\u0000`; a text that spells out that escape has its
     # backslash escaped, so it may match too: the copy then equals the value.
-    return storable(value) if b"\\u0000" in encoded else value
+    return None if b"\\u0000" in encoded else encoded
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:

@@ -262,17 +262,20 @@ class HttpToolsLayer(AgentLayer[HttpToolsDeps, HttpToolsConfig]):
             excerpt = content[:_ERROR_EXCERPT_CHARS].decode("utf-8", errors="replace").strip()
             detail = f": {excerpt}" if excerpt else ""
             raise ToolFailed(f"the tool endpoint {name!r} answered HTTP {status}{detail}")
+        too_deep = (
+            f"the tool endpoint {name!r} answered with JSON nested deeper than "
+            f"{MAX_RESULT_DEPTH} levels"
+        )
         try:
             result = json.loads(content, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
+        except RecursionError:  # deeper than the parser goes (about a thousand levels)
+            raise ToolFailed(too_deep) from None
+        except ValueError:
             raise ToolFailed(
                 f"the tool endpoint {name!r} answered with a body that is not JSON"
             ) from None
         if nested_deeper_than(result, MAX_RESULT_DEPTH):
-            raise ToolFailed(
-                f"the tool endpoint {name!r} answered with JSON nested deeper than "
-                f"{MAX_RESULT_DEPTH} levels"
-            )
+            raise ToolFailed(too_deep)
         return storable(result)
 
     async def _post(

@@ -54,6 +54,9 @@ from app.models.base import (
     utcnow,
 )
 
+REASON_MAX_CHARS = 64
+"""Length of `runs.reason`; a failure's reason may be an exception's class name, cut to it."""
+
 
 class RunStatus(StrEnum):
     """Lifecycle of a run."""
@@ -175,7 +178,7 @@ class Run(Base):
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
     error_type: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
-    reason: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(sa.String(REASON_MAX_CHARS), nullable=True)
 
     # --- timestamps ---------------------------------------------------------------------------
     created_at: Mapped[datetime] = created_at_column()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy as sa
-
-from app.models import Run, RunStatus
+from app.models import RunStatus
+from app.models.run import REASON_MAX_CHARS
 from app.storable import storable_json, storable_text
 
 
@@ -25,10 +24,6 @@ class ErrorType:
     CANCELLED = "cancelled"  # a cancel request stopped the run
     INVALID_RUN = "invalid_run"  # the stored request could not be executed (e.g. config drift)
     INTERNAL_ERROR = "internal_error"  # a bug in Strata
-
-
-REASON_MAX_CHARS: int = cast(sa.String, Run.__table__.c.reason.type).length or 64
-"""The length of the runs table's `reason` column (64)."""
 
 
 @dataclass

@@ -163,31 +163,32 @@ def test_settings_reach_the_provider(
     assert request.headers["anthropic-version"] == "2023-06-01"
 
 
-def test_top_p_alone_is_sent_with_the_api_version_that_takes_it(
-    api_factory: ApiFactory, fake_anthropic: FakeAnthropic
+@pytest.mark.parametrize(
+    ("settings", "version"),
+    [
+        pytest.param({"top_p": 0.5}, "2023-06-01", id="top-p-alone"),
+        pytest.param({"max_tokens": 64}, None, id="no-sampling-settings"),  # the SDK's own
+    ],
+)
+def test_the_api_version_takes_the_sampling_settings_only_when_they_are_given(
+    api_factory: ApiFactory,
+    fake_anthropic: FakeAnthropic,
+    settings: dict[str, Any],
+    version: str | None,
 ) -> None:
     api = start_api(api_factory, fake_anthropic)
 
-    run = api.run_to_end(run_body("Hi", settings={"top_p": 0.5}))
+    run = api.run_to_end(run_body("Hi", settings=settings))
 
     assert run["status"] == "succeeded", run
     [request] = fake_anthropic.requests
-    assert request.body["top_p"] == 0.5
-    assert request.headers["anthropic-version"] == "2023-06-01"
-
-
-def test_without_sampling_settings_requests_keep_the_sdks_api_version(
-    api_factory: ApiFactory, fake_anthropic: FakeAnthropic
-) -> None:
-    api = start_api(api_factory, fake_anthropic)
-
-    run = api.run_to_end(run_body("Hi", settings={"max_tokens": 64}))
-
-    assert run["status"] == "succeeded", run
-    [request] = fake_anthropic.requests
-    assert request.body["max_tokens"] == 64
-    assert "temperature" not in request.body
-    assert request.headers["anthropic-version"] >= "2026-10-21"
+    assert {name: request.body.get(name) for name in settings} == settings
+    sampling = {"temperature", "top_p"}
+    assert sampling & request.body.keys() == sampling & settings.keys()
+    if version is not None:
+        assert request.headers["anthropic-version"] == version
+    else:
+        assert request.headers["anthropic-version"] >= "2026-10-21"
 
 
 def test_a_second_run_resumes_the_conversation(

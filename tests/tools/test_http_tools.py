@@ -132,6 +132,9 @@ FAILURES = [
     pytest.param(
         "deep", {"depth": 300}, 30, "answered with JSON nested deeper than 64 levels", id="deep"
     ),
+    pytest.param(  # deeper than Python's JSON parser goes
+        "deep", {"depth": 5000}, 30, "answered with JSON nested deeper than 64", id="too-deep"
+    ),
     pytest.param("slow", {"seconds": 3}, 0.5, "did not answer within 0.5 seconds", id="timeout"),
     pytest.param("missing", {}, 30, "answered HTTP 404", id="http-404"),
 ]
